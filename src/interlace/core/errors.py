@@ -1,0 +1,229 @@
+"""The one error tree of Interlace.
+
+Every error the runtime raises on purpose is an :class:`InterlaceError`. HTTP-facing errors carry a
+class-level ``status_code``, an OpenAI-style ``type`` and a stable ``code``; the gateway encodes them
+as ``{"error": {"message", "type", "param", "code"}}``. Third-party exceptions (aiohttp, provider
+SDKs, the YAML parser) are translated into this tree once, at the adapter boundary.
+
+    InterlaceError
+    ├── ConfigError                   configuration is invalid (file, line, what to write instead)
+    ├── RequestError                  400  the client's request is wrong (names the field)
+    │   ├── PayloadTooLarge           413
+    │   ├── ContextWindowExceeded     400  input does not fit the model's context window
+    │   └── ContentPolicyViolation    400  the provider refused on content policy
+    ├── AuthenticationError           401
+    ├── PermissionDenied              403
+    ├── NotFound                      404
+    │   └── ModelNotFound             404  lists the available models
+    ├── UnsupportedOperation          400  the model cannot do what was asked (e.g. chat on minilm)
+    ├── ServiceUnavailable            503  the gateway itself is not ready (model still loading)
+    └── UpstreamError                 502  an upstream failed in a way that is not the client's fault
+        ├── UpstreamRateLimited       429  passed through with its Retry-After
+        ├── UpstreamTimeout           504  connect, first byte or total deadline passed
+        ├── UpstreamUnavailable       502  connection refused / reset before a response
+        ├── UpstreamProtocolError     502  malformed body, wrong content type
+        ├── UpstreamRejected          4xx  the upstream rejected the request (its status is passed through)
+        └── StreamInterrupted         502  a stream ended without its terminator or broke mid-way
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ContentPolicyViolation",
+    "ContextWindowExceeded",
+    "InterlaceError",
+    "ModelNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RequestError",
+    "ServiceUnavailable",
+    "StreamInterrupted",
+    "UnsupportedOperation",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class InterlaceError(Exception):
+    """Root of every error Interlace raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def status(self) -> int:
+        """The HTTP status this error is answered with (instances may refine the class default)."""
+        return self.status_code
+
+    def to_openai(self) -> dict[str, Any]:
+        """The OpenAI-style error body."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class ConfigError(InterlaceError):
+    """The configuration is invalid. ``str()`` reads ``file:line: problem — fix``."""
+
+    error_type = "configuration_error"
+    default_code = "invalid_config"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        where = file or "<config>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.line = line
+
+
+class RequestError(InterlaceError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class PayloadTooLarge(RequestError):
+    status_code = 413
+    default_code = "request_too_large"
+
+
+class ContextWindowExceeded(RequestError):
+    default_code = "context_length_exceeded"
+
+
+class ContentPolicyViolation(RequestError):
+    default_code = "content_policy_violation"
+
+
+class AuthenticationError(InterlaceError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(InterlaceError):
+    status_code = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFound(InterlaceError):
+    status_code = 404
+    error_type = "not_found_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+    def __init__(self, model: str, available: list[str], *, param: str = "model") -> None:
+        listed = ", ".join(sorted(available)) or "none configured"
+        super().__init__(
+            f"The model '{model}' does not exist. Available models: {listed}.",
+            param=param,
+        )
+        self.available = sorted(available)
+
+
+class UnsupportedOperation(InterlaceError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "unsupported_operation"
+
+
+class ServiceUnavailable(InterlaceError):
+    status_code = 503
+    error_type = "server_error"
+    default_code = "not_ready"
+
+
+class UpstreamError(InterlaceError):
+    status_code = 502
+    error_type = "upstream_error"
+    default_code = "upstream_error"
+
+    #: Whether another attempt (same or another deployment) may succeed.
+    retryable: ClassVar[bool] = True
+
+
+class UpstreamRateLimited(UpstreamError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if retry_after is not None:
+            headers["retry-after"] = _format_seconds(retry_after)
+        super().__init__(message, headers=headers, **kwargs)
+        self.retry_after = retry_after
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code = 504
+    error_type = "timeout_error"
+    default_code = "upstream_timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    default_code = "upstream_unavailable"
+
+
+class UpstreamProtocolError(UpstreamError):
+    default_code = "upstream_protocol_error"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream answered 4xx for a reason that is the request's: its status is passed through."""
+
+    error_type = "invalid_request_error"
+    default_code = "upstream_rejected"
+    retryable = False
+
+    def __init__(self, message: str, *, upstream_status: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.upstream_status = upstream_status
+
+    @property
+    def status(self) -> int:
+        return self.upstream_status
+
+
+class StreamInterrupted(UpstreamError):
+    default_code = "stream_interrupted"
+    retryable = False
+
+
+def _format_seconds(seconds: float) -> str:
+    whole = int(seconds)
+    return str(whole if whole == seconds else whole + 1)

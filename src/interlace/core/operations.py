@@ -1,0 +1,85 @@
+"""Canonical operations: what every inbound adapter decodes to and every provider serves.
+
+Chat is canonical in the OpenAI Chat Completions shape (the lingua franca every client and most
+upstreams speak): ``ChatRequest.body`` is the validated request body as a plain dict, so fields we do
+not model are carried through untouched. Responses and stream chunks are OpenAI-shaped dicts too;
+adapters for other protocols (Anthropic Messages) translate at their edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ChatRequest",
+    "ClassifyRequest",
+    "ClassifyResult",
+    "EmbeddingRequest",
+    "EmbeddingResult",
+    "InferRequest",
+    "LabelScore",
+    "Operation",
+]
+
+Operation = Literal["chat", "embeddings", "classify", "infer"]
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ChatRequest:
+    """A chat completion, OpenAI-shaped. ``body["model"]`` is the alias the client asked for."""
+
+    model: str
+    body: JSON
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list[str] | list[list[int]]
+    dimensions: int | None = None
+    user: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class EmbeddingResult:
+    vectors: list[list[float]]
+    prompt_tokens: int
+    model: str
+
+
+@dataclass(slots=True, kw_only=True)
+class ClassifyRequest:
+    model: str
+    inputs: list[str]
+    labels: list[str]
+    multi_label: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class LabelScore:
+    label: str
+    score: float
+
+
+@dataclass(slots=True, kw_only=True)
+class ClassifyResult:
+    """Per input, the labels ordered by score (highest first)."""
+
+    scores: list[list[LabelScore]]
+    model: str
+    prompt_tokens: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class InferRequest:
+    """An Open Inference Protocol v2 inference request, passed through as its JSON body."""
+
+    model: str
+    body: JSON
+    version: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
