@@ -9,6 +9,7 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
     ├── ConfigError                   configuration is invalid (file, line, what to write instead)
     ├── RequestError                  400  the client's request is wrong (names the field)
     │   ├── PayloadTooLarge           413
+    │   ├── MethodNotAllowed          405
     │   ├── ContextWindowExceeded     400  input does not fit the model's context window
     │   └── ContentPolicyViolation    400  the provider refused on content policy
     ├── AuthenticationError           401
@@ -28,6 +29,7 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "ContentPolicyViolation",
     "ContextWindowExceeded",
     "InterlaceError",
+    "MethodNotAllowed",
     "ModelNotFound",
     "NotFound",
     "PayloadTooLarge",
@@ -66,7 +69,7 @@ class InterlaceError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -115,6 +118,11 @@ class RequestError(InterlaceError):
 class PayloadTooLarge(RequestError):
     status_code = 413
     default_code = "request_too_large"
+
+
+class MethodNotAllowed(RequestError):
+    status_code = 405
+    default_code = "method_not_allowed"
 
 
 class ContextWindowExceeded(RequestError):

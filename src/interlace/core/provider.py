@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from interlace.core.errors import UnsupportedOperation
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from interlace.core.operations import (
         ChatRequest,
@@ -54,7 +54,7 @@ class Provider(ABC):
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         raise self._unsupported("chat completions")
 
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         """OpenAI-shaped chunks as they arrive. Ending without error means the stream completed."""
         raise self._unsupported("chat completions")
 

@@ -1,0 +1,3 @@
+"""The ``interlace`` command line."""
+
+__all__: list[str] = []

@@ -1,0 +1,74 @@
+"""``interlace serve | check``: the entry point of the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from interlace import __version__
+from interlace.cli.check import print_model_table
+from interlace.cli.serve import serve_forever
+from interlace.config.defaults import embedded_default
+from interlace.config.loader import load_config
+from interlace.core.errors import ConfigError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="interlace",
+    help="Interlace: an OpenAI- and Anthropic-compatible AI gateway, flows and workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="interlace.yaml to run; without it, the embedded default."),
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default 8700).")] = None,
+) -> None:
+    """Start the gateway."""
+    console = Console(stderr=True)
+    try:
+        settings = load_config(config) if config else embedded_default()
+        source = str(config) if config else "embedded default"
+        serve_forever(settings, source=source, host=host, port=port, console=console)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def check(
+    file: Annotated[Path | None, typer.Argument(help="The configuration file (default ./interlace.yaml).")] = None,
+) -> None:
+    """Validate a configuration file and print the resolved model table."""
+    console = Console()
+    path = file or Path("interlace.yaml")
+    try:
+        settings = load_config(path)
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"[green]✓[/] {path} is valid")
+    print_model_table(settings, console)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()

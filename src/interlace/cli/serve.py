@@ -1,0 +1,103 @@
+"""``interlace serve``: bind, start the runtime, serve with uvicorn until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from interlace import __version__
+from interlace.core.errors import ConfigError
+from interlace.runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
+
+    from interlace.config.schema import Config
+
+__all__ = ["bind_socket", "serve_forever"]
+
+
+def serve_forever(
+    config: Config, *, source: str, host: str | None, port: int | None, console: Console
+) -> None:
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    if not _is_loopback(host) and not config.auth.enabled and not config.server.allow_unauthenticated_public_bind:
+        raise ConfigError(
+            f"refusing to serve on {host} without authentication — set auth.master_key "
+            "(e.g. `master_key: ${INTERLACE_MASTER_KEY}`), bind 127.0.0.1, or set "
+            "server.allow_unauthenticated_public_bind: true if this network is trusted",
+            file=source if source != "embedded default" else None,
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = bind_socket(host, port)
+    runtime = Runtime(config, config_source=source)
+    bound_port = sock.getsockname()[1]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
+    console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]")
+    for alias, route in runtime.router.routes.items():
+        console.print(f"  model [green]{alias}[/] · {', '.join(sorted(route.operations))}")
+    console.print(f"  OpenAI base URL: {url}/v1 · Anthropic base URL: {url}")
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(runtime, sock, host, bound_port))
+
+
+async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) -> None:
+    await runtime.start()
+    await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            runtime.build_app(),
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await runtime.stop()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot bind {host}:{port} ({exc.strerror}) — is another server running there? "
+            "Pass --port to choose another port"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

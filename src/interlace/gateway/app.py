@@ -1,0 +1,77 @@
+"""Assemble the gateway's ASGI application from explicitly passed services."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.responses import Response
+from starlette.routing import Route
+
+from interlace.core.errors import InterlaceError
+from interlace.gateway.errors import handle_exception
+from interlace.gateway.middleware.auth import MasterKeyAuth
+from interlace.gateway.openapi import build_openapi
+from interlace.gateway.routes.chat import ChatRoutes
+from interlace.gateway.routes.classify import ClassifyRoutes
+from interlace.gateway.routes.embeddings import EmbeddingRoutes
+from interlace.gateway.routes.health import HealthRoutes, ReadinessProbe
+from interlace.gateway.routes.inference_v2 import InferenceV2Routes
+from interlace.gateway.routes.messages import MessagesRoutes
+from interlace.gateway.routes.models import ModelRoutes
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from interlace.config.schema import Config
+    from interlace.routing.router import Router
+
+__all__ = ["build_app"]
+
+
+def build_app(*, config: Config, router: Router, probe: ReadinessProbe, started_at: int) -> Starlette:
+    limit = config.server.max_body_bytes
+    chat = ChatRoutes(router, max_body_bytes=limit)
+    embeddings = EmbeddingRoutes(router, max_body_bytes=limit)
+    classify = ClassifyRoutes(router, max_body_bytes=limit)
+    messages = MessagesRoutes(router, max_body_bytes=limit)
+    models = ModelRoutes(router, created=started_at)
+    inference = InferenceV2Routes(router, max_body_bytes=limit)
+    health = HealthRoutes(probe)
+    openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled))
+
+    async def openapi_json(request: Request) -> Response:
+        del request
+        return Response(openapi, media_type="application/json")
+
+    routes = [
+        Route("/v1/chat/completions", chat.completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings.create, methods=["POST"]),
+        Route("/v1/classify", classify.classify, methods=["POST"]),
+        Route("/v1/messages", messages.create, methods=["POST"]),
+        Route("/v1/models", models.list, methods=["GET"]),
+        Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),
+        Route("/v2/models/{model}/infer", inference.infer, methods=["POST"]),
+        Route("/v2/models/{model}/versions/{version}/infer", inference.infer, methods=["POST"]),
+        Route("/v2/models/{model}/ready", inference.ready, methods=["GET"]),
+        Route("/v2/models/{model}/versions/{version}", inference.metadata, methods=["GET"]),
+        Route("/v2/models/{model}", inference.metadata, methods=["GET"]),
+        Route("/healthz", health.alive, methods=["GET"]),
+        Route("/readyz", health.ready, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    middleware = []
+    if config.auth.master_key is not None:
+        middleware.append(Middleware(MasterKeyAuth, key=config.auth.master_key.get_secret_value()))
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            InterlaceError: handle_exception,
+            HTTPException: handle_exception,
+            Exception: handle_exception,
+        },
+    )

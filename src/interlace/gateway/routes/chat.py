@@ -1,0 +1,78 @@
+"""``POST /v1/chat/completions``: OpenAI Chat Completions, plain and streamed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.responses import Response
+
+from interlace.core.errors import InterlaceError
+from interlace.core.operations import ChatRequest
+from interlace.core.usage import estimate_tokens, usage_dict
+from interlace.gateway.bodies import read_json, validate
+from interlace.gateway.disconnect import EventStreamResponse, cancel_on_disconnect
+from interlace.gateway.schemas import ChatCompletionRequest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.requests import Request
+
+    from interlace.routing.router import Router
+
+__all__ = ["ChatRoutes", "decode_chat_request"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+def decode_chat_request(body: dict[str, Any]) -> ChatRequest:
+    validate(ChatCompletionRequest, body)
+    options = body.get("stream_options") or {}
+    return ChatRequest(
+        model=body["model"],
+        body=body,
+        stream=bool(body.get("stream")),
+        include_usage=bool(options.get("include_usage")),
+    )
+
+
+class ChatRoutes:
+    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+
+    async def completions(self, request: Request) -> Response:
+        op = decode_chat_request(await read_json(request, self.max_body_bytes))
+        if op.stream:
+            chunks = await cancel_on_disconnect(self.router.stream_chat(op), request.receive)
+            return EventStreamResponse(openai_events(chunks, include_usage=op.include_usage))
+        answer = await cancel_on_disconnect(self.router.chat(op), request.receive)
+        if not answer.get("usage"):
+            answer["usage"] = _estimated_usage(op.body, answer)
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+
+async def openai_events(chunks: AsyncIterator[dict[str, Any]], *, include_usage: bool) -> AsyncIterator[bytes]:
+    """SSE frames for OpenAI clients; a broken stream ends with an error event, never ``[DONE]``."""
+    try:
+        async for chunk in chunks:
+            if not chunk.get("choices") and chunk.get("usage") is not None:
+                if include_usage:
+                    yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                continue
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+    except InterlaceError as exc:
+        yield b"data: " + orjson.dumps(exc.to_openai()) + b"\n\n"
+        return
+    yield DONE
+
+
+def _estimated_usage(body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body.get("messages", []))
+    completion = sum(
+        estimate_tokens(str((c.get("message") or {}).get("content") or "")) for c in answer.get("choices", [])
+    )
+    usage = usage_dict(prompt, completion)
+    usage["estimated"] = True
+    return usage

@@ -1,0 +1,50 @@
+"""``POST /v1/classify``: zero-shot classification of one or more texts into given labels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.responses import Response
+
+from interlace.core.operations import ClassifyRequest
+from interlace.gateway.bodies import read_json, validate
+from interlace.gateway.disconnect import cancel_on_disconnect
+from interlace.gateway.schemas import ClassifyRequestBody
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from interlace.routing.router import Router
+
+__all__ = ["ClassifyRoutes"]
+
+
+class ClassifyRoutes:
+    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+
+    async def classify(self, request: Request) -> Response:
+        parsed = validate(ClassifyRequestBody, await read_json(request, self.max_body_bytes))
+        inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+        op = ClassifyRequest(model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label)
+        result = await cancel_on_disconnect(self.router.classify(op), request.receive)
+        data = [
+            {
+                "object": "classification",
+                "index": index,
+                "label": scores[0].label,
+                "score": scores[0].score,
+                "labels": [{"label": s.label, "score": s.score} for s in scores],
+            }
+            for index, scores in enumerate(result.scores)
+        ]
+        answer = {
+            "object": "list",
+            "model": parsed.model,
+            "multi_label": parsed.multi_label,
+            "data": data,
+            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        }
+        return Response(orjson.dumps(answer), media_type="application/json")

@@ -1,0 +1,55 @@
+"""Open Inference Protocol v2 passthrough: ``/v2/models/{name}[/versions/{v}][/infer]``.
+
+Classic ML model servers (KServe, Triton, MLServer) are reached through the same router and
+policies as every other call; the body passes through, only the model name is mapped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.responses import Response
+
+from interlace.core.operations import InferRequest
+from interlace.gateway.bodies import read_json, validate
+from interlace.gateway.disconnect import cancel_on_disconnect
+from interlace.gateway.schemas import InferenceRequestBody
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from interlace.routing.router import Router
+
+__all__ = ["InferenceV2Routes"]
+
+
+class InferenceV2Routes:
+    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+
+    def _op(self, request: Request, body: dict[str, object] | None = None) -> InferRequest:
+        return InferRequest(
+            model=request.path_params["model"],
+            version=request.path_params.get("version"),
+            body=dict(body or {}),
+        )
+
+    async def infer(self, request: Request) -> Response:
+        body = await read_json(request, self.max_body_bytes)
+        validate(InferenceRequestBody, body)
+        op = self._op(request, body)
+        answer = await cancel_on_disconnect(self.router.infer(op), request.receive)
+        answer["model_name"] = op.model
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    async def metadata(self, request: Request) -> Response:
+        op = self._op(request)
+        answer = await cancel_on_disconnect(self.router.model_metadata(op), request.receive)
+        answer["name"] = op.model
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    async def ready(self, request: Request) -> Response:
+        route = self.router.route(request.path_params["model"], "infer")
+        return Response(status_code=200 if route.ready else 503)

@@ -1,0 +1,67 @@
+"""``POST /v1/messages``: the Anthropic Messages API, served by any provider through translation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.responses import Response
+
+from interlace.core.errors import InterlaceError
+from interlace.core.operations import ChatRequest
+from interlace.gateway.bodies import read_json, validate
+from interlace.gateway.disconnect import EventStreamResponse, cancel_on_disconnect
+from interlace.gateway.schemas import MessagesRequestBody
+from interlace.protocols.anthropic import (
+    ChatChunksToMessagesStream,
+    chat_response_to_messages,
+    messages_request_to_chat,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.requests import Request
+
+    from interlace.routing.router import Router
+
+__all__ = ["MessagesRoutes"]
+
+
+class MessagesRoutes:
+    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+
+    async def create(self, request: Request) -> Response:
+        body = await read_json(request, self.max_body_bytes)
+        validate(MessagesRequestBody, body)
+        alias = body["model"]
+        chat_body = messages_request_to_chat(body)
+        stream = bool(body.get("stream"))
+        op = ChatRequest(model=alias, body=chat_body, stream=stream, include_usage=stream)
+        if stream:
+            chunks = await cancel_on_disconnect(self.router.stream_chat(op), request.receive)
+            return EventStreamResponse(anthropic_events(chunks, model=alias))
+        answer = await cancel_on_disconnect(self.router.chat(op), request.receive)
+        message = chat_response_to_messages(answer, model=alias)
+        return Response(orjson.dumps(message), media_type="application/json")
+
+
+async def anthropic_events(chunks: AsyncIterator[dict[str, Any]], *, model: str) -> AsyncIterator[bytes]:
+    """Anthropic's event sequence; a broken stream ends with an ``error`` event, never ``message_stop``."""
+    translator = ChatChunksToMessagesStream(model=model)
+    try:
+        async for chunk in chunks:
+            for name, data in translator.feed(chunk):
+                yield _frame(name, data)
+    except InterlaceError as exc:
+        name, data = translator.error_event(exc.message)
+        yield _frame(name, data)
+        return
+    for name, data in translator.finish():
+        yield _frame(name, data)
+
+
+def _frame(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

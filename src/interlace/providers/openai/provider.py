@@ -1,0 +1,137 @@
+"""Any OpenAI-compatible upstream: OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp server, TGI.
+
+Requests are already OpenAI-shaped, so the body passes through with the upstream model name put in;
+only Azure differs, by path (``/openai/deployments/{model}/…``), ``?api-version=`` and its
+``api-key`` header.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+
+from interlace.core.errors import StreamInterrupted, UpstreamProtocolError
+from interlace.core.operations import EmbeddingResult
+from interlace.core.provider import Provider
+from interlace.providers._http import UpstreamClient, upstream_message
+from interlace.providers.openai.errors import openai_error
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from interlace.config.schema import DeploymentConfig
+    from interlace.core.operations import ChatRequest, EmbeddingRequest, Operation
+
+__all__ = ["OpenAIProvider"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIProvider(Provider):
+    kind: ClassVar[str] = "openai"
+    operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embeddings"})
+
+    def __init__(self, *, name: str, deployment: DeploymentConfig) -> None:
+        super().__init__(name=name)
+        self.upstream_model = deployment.model
+        self._azure = deployment.api_style == "azure"
+        headers = dict(deployment.headers)
+        key = deployment.api_key.get_secret_value() if deployment.api_key else None
+        if key:
+            headers["api-key" if self._azure else "authorization"] = key if self._azure else f"Bearer {key}"
+        if self._azure:
+            self._params: dict[str, str] | None = {"api-version": deployment.api_version or ""}
+            self._prefix = f"/openai/deployments/{deployment.model}"
+        else:
+            self._params = None
+            self._prefix = ""
+        self.client = UpstreamClient(
+            name=name,
+            base_url=deployment.base_url or DEFAULT_BASE_URL,
+            headers=headers,
+            timeouts=deployment.timeouts,
+            max_connections=deployment.max_connections,
+            error_mapper=functools.partial(openai_error, name),
+        )
+
+    async def start(self) -> None:
+        await self.client.start()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = dict(request.body)
+        body["model"] = self.upstream_model
+        if stream:
+            body["stream"] = True
+            # always ask for usage: the gateway accounts for every stream and strips the
+            # usage chunk again when the client did not ask for it
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return body
+
+    async def chat(self, request: ChatRequest) -> dict[str, Any]:
+        answer = await self.client.request_json(
+            "POST", f"{self._prefix}/chat/completions", self._body(request, stream=False), params=self._params
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
+            raise UpstreamProtocolError(
+                f"Deployment '{self.name}' answered without a 'choices' list: {str(answer)[:200]}"
+            )
+        return answer
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
+        body = self._body(request, stream=True)
+        async with self.client.stream(f"{self._prefix}/chat/completions", body, params=self._params) as stream:
+            async for event in stream.events():
+                if event.data == b"[DONE]":
+                    return
+                chunk = self._decode(event.data)
+                if "error" in chunk:
+                    raise StreamInterrupted(
+                        f"Deployment '{self.name}' reported an error mid-stream: "
+                        f"{upstream_message(event.data)}"
+                    )
+                yield chunk
+        raise StreamInterrupted(f"Deployment '{self.name}' closed the stream before [DONE].")
+
+    def _decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise StreamInterrupted(
+                f"Deployment '{self.name}' sent a stream chunk that is not JSON: {data[:80]!r}"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise StreamInterrupted(f"Deployment '{self.name}' sent a stream chunk that is not an object.")
+        return chunk
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        body: dict[str, Any] = {
+            "model": self.upstream_model,
+            "input": request.inputs,
+            "encoding_format": "float",
+        }
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.user is not None:
+            body["user"] = request.user
+        answer = await self.client.request_json(
+            "POST", f"{self._prefix}/embeddings", body, params=self._params
+        )
+        try:
+            rows = sorted(answer["data"], key=lambda row: row["index"])
+            vectors = [list(map(float, row["embedding"])) for row in rows]
+            prompt_tokens = int((answer.get("usage") or {}).get("prompt_tokens", 0))
+        except (KeyError, TypeError, ValueError):
+            raise UpstreamProtocolError(
+                f"Deployment '{self.name}' answered embeddings in an unexpected shape: {str(answer)[:200]}"
+            ) from None
+        return EmbeddingResult(vectors=vectors, prompt_tokens=prompt_tokens, model=str(answer.get("model", "")))
