@@ -65,11 +65,15 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(
-            content=None,
-            status_code=200,
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})},
-        )
+        self.status_code = 200
+        self.background = None
+        merged = {
+            "content-type": "text/event-stream; charset=utf-8",
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+            **(headers or {}),
+        }
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

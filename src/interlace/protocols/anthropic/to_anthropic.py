@@ -14,7 +14,10 @@ Where the protocols do not map 1:1:
   ``tool_result`` blocks are moved first, as Anthropic requires. Empty or whitespace-only text
   parts are dropped (Anthropic rejects them) and a turn left without blocks is skipped.
 * ``max_completion_tokens`` wins over ``max_tokens``; without either, :data:`DEFAULT_MAX_TOKENS`.
-* ``temperature`` is clamped to Anthropic's range 0..1 (OpenAI accepts up to 2).
+* ``temperature`` is clamped to Anthropic's range 0..1 (OpenAI accepts up to 2). When both
+  ``temperature`` and ``top_p`` are set only ``temperature`` is sent: recent Claude models reject the
+  pair. Anthropic API version 2026-10-21 rejects every sampling parameter (the 2.x SDK no longer has
+  them), so a provider speaking that version passes ``forward_sampling=False`` and they are dropped.
 * ``response_format`` (json_object / json_schema) is *emulated*: an instruction (with the schema)
   is appended to ``system``. The model is asked, not forced, so the output may still not parse;
   ``strict`` cannot be honoured.
@@ -189,8 +192,12 @@ def _encode_arguments(arguments: Any) -> str:
 # --------------------------------------------------------------------------- request
 
 
-def chat_request_to_messages(body: JSON, *, upstream_model: str) -> JSON:
-    """The Anthropic ``POST /v1/messages`` body for a canonical chat completion request."""
+def chat_request_to_messages(body: JSON, *, upstream_model: str, forward_sampling: bool = True) -> JSON:
+    """The Anthropic ``POST /v1/messages`` body for a canonical chat completion request.
+
+    ``forward_sampling`` sends ``temperature`` / ``top_p`` (anthropic-version 2023-06-01); pass False
+    for anthropic-version 2026-10-21, which rejects them. They are validated either way.
+    """
     body = _body(body, "request body")
     _reject_unsupported(body)
     messages = _as_array(body.get("messages"), "messages")
@@ -204,7 +211,10 @@ def chat_request_to_messages(body: JSON, *, upstream_model: str) -> JSON:
     if system:
         out["system"] = system[0] if len(system) == 1 else [{"type": "text", "text": s} for s in system]
     out.update(_tool_fields(body))
-    out.update(_sampling_fields(body))
+    out.update(_stop_fields(body))
+    sampling = _sampling_fields(body)
+    if forward_sampling:
+        out.update(sampling)
     out.update(_metadata_fields(body))
     if body.get("stream") is True:
         out["stream"] = True
@@ -510,22 +520,23 @@ def _tool_choice(value: Any) -> JSON | None:
     )
 
 
-def _sampling_fields(body: JSON) -> JSON:
-    out: JSON = {}
+def _stop_fields(body: JSON) -> JSON:
     stop = body.get("stop")
+    if stop is None:
+        return {}
     if isinstance(stop, str):
-        out["stop_sequences"] = [stop]
-    elif stop is not None:
-        sequences = [_as_string(s, f"stop[{i}]") for i, s in enumerate(_as_array(stop, "stop"))]
-        if sequences:
-            out["stop_sequences"] = sequences
+        return {"stop_sequences": [stop]}
+    sequences = [_as_string(s, f"stop[{i}]") for i, s in enumerate(_as_array(stop, "stop"))]
+    return {"stop_sequences": sequences} if sequences else {}
+
+
+def _sampling_fields(body: JSON) -> JSON:
     temperature = body.get("temperature")
-    if temperature is not None:
-        out["temperature"] = min(max(_as_number(temperature, "temperature"), 0.0), 1.0)
     top_p = body.get("top_p")
-    if top_p is not None:
-        out["top_p"] = _as_number(top_p, "top_p")
-    return out
+    top_p = None if top_p is None else _as_number(top_p, "top_p")
+    if temperature is not None:
+        return {"temperature": min(max(_as_number(temperature, "temperature"), 0.0), 1.0)}
+    return {} if top_p is None else {"top_p": top_p}
 
 
 def _metadata_fields(body: JSON) -> JSON:
