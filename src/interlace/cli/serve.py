@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 import socket
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ def serve_forever(
             file=source if source != "embedded default" else None,
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     sock = bind_socket(host, port)
     runtime = Runtime(config, config_source=source)
     bound_port = sock.getsockname()[1]
@@ -44,9 +46,21 @@ def serve_forever(
     console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]")
     for alias, route in runtime.router.routes.items():
         console.print(f"  model [green]{alias}[/] · {', '.join(sorted(route.operations))}")
-    console.print(f"  OpenAI base URL: {url}/v1 · Anthropic base URL: {url}")
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(runtime, sock, host, bound_port))
+    console.print(f"  OpenAI base URL {url}/v1 · Anthropic base URL {url}", soft_wrap=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(runtime, sock, host, bound_port))
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the server like Ctrl-C: drain, stop the runtime, exit 0."""
+    del signum, frame
+    raise KeyboardInterrupt
 
 
 async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) -> None:
