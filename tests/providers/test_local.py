@@ -170,6 +170,19 @@ async def test_a_request_larger_than_max_batch_is_split_in_order() -> None:
         await small.aclose()
 
 
+async def test_a_caller_that_gives_up_does_not_disturb_the_others(encoder: SentenceEncoder) -> None:
+    tasks = [asyncio.ensure_future(encoder.encode([f"text {i}"])) for i in range(5)]
+    await asyncio.sleep(0)  # all five are queued
+    tasks[2].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[2], asyncio.CancelledError)
+    for i, result in enumerate(results):
+        if i != 2:
+            assert not isinstance(result, BaseException)
+            assert len(result[0]) == 1
+    assert encoder.ready
+
+
 async def test_lifecycle_not_started_then_closed(encoder: SentenceEncoder) -> None:
     fresh = SentenceEncoder(LocalModelConfig(max_batch=4))
     assert not is_ready(fresh)

@@ -43,6 +43,7 @@ __all__ = [
     "JSON_TYPE",
     "SSE_TYPE",
     "Exchange",
+    "RejectionError",
     "Handler",
     "Route",
     "RouteSpec",
@@ -67,6 +68,16 @@ def sse(data: Any, event: str | None = None) -> bytes:
     """One server-sent event frame carrying ``data`` as JSON."""
     frame = b"data: " + orjson.dumps(data) + b"\n\n"
     return frame if event is None else b"event: " + event.encode() + b"\n" + frame
+
+
+class RejectionError(Exception):
+    """Raised by a handler before it responds; answered as the protocol's error (400 unless told)."""
+
+    def __init__(self, message: str, *, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,26 +154,37 @@ class UpstreamApp(ABC):
                 parsed = False
         fault, problem = self._choose_fault(route, body)
         record = RecordedRequest(
-            method=method, path=path, query=_query(scope), headers=_headers(scope), body=body, raw_body=raw, fault=fault
+            method=method,
+            path=path,
+            query=_query(scope),
+            headers=_headers(scope),
+            body=body,
+            raw_body=raw,
+            fault=fault,
         )
         self.journal.record(record)
         exchange = Exchange(self, record, route, receive, send)
         self._inflight.add(exchange)
         try:
-            if route is None:
-                await exchange.send_error(404, None, f"Invalid URL ({method} {path})")
-            elif problem is not None:
-                await exchange.send_error(400, None, problem)
-            elif not route.operation:
-                await route.handler(exchange)
-            elif await exchange.begin():
-                if parsed:
-                    await route.handler(exchange)
-                else:
-                    await exchange.send_error(400, None, "We could not parse the JSON body of your request.")
+            await self._dispatch(exchange, problem, parsed=parsed)
+        except RejectionError as exc:
+            await exchange.send_error(exc.status, exc.code, exc.message)
         finally:
             self._inflight.discard(exchange)
             await exchange.finish()
+
+    async def _dispatch(self, exchange: Exchange, problem: str | None, *, parsed: bool) -> None:
+        route = exchange.route
+        if route is None:
+            raise RejectionError(f"Invalid URL ({exchange.record.method} {exchange.record.path})", status=404)
+        if problem is not None:
+            raise RejectionError(problem)
+        if not route.operation:
+            await route.handler(exchange)
+        elif await exchange.begin():
+            if not parsed:
+                raise RejectionError("We could not parse the JSON body of your request.")
+            await route.handler(exchange)
 
     def _choose_fault(self, route: Route | None, body: Any) -> tuple[Fault, str | None]:
         if route is None or not route.operation:
@@ -215,7 +237,9 @@ class Exchange:
             return False
         return True
 
-    async def send_json(self, payload: Any, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    async def send_json(
+        self, payload: Any, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
         await self.send_bytes(orjson.dumps(payload), status=status, headers=headers)
 
     async def send_bytes(
@@ -237,7 +261,9 @@ class Exchange:
     async def send_fault_error(self) -> None:
         fault = self.fault
         retry = [] if fault.retry_after is None else [(b"retry-after", f"{fault.retry_after:g}".encode())]
-        await self.send_json(self.app.error_body(fault.http_status, fault.code, fault.message), fault.http_status, retry)
+        await self.send_json(
+            self.app.error_body(fault.http_status, fault.code, fault.message), fault.http_status, retry
+        )
 
     async def respond(self, payload: Any) -> None:
         """A successful non-stream JSON response, with the fault applied."""
@@ -306,7 +332,9 @@ class Exchange:
         """Drop the connection now, without (the rest of) a response."""
         self._ending = self._dropped = True
         if not self._abort_transport():
-            raise ConnectionAbortedError("this ASGI server does not expose its transport; cannot drop the connection")
+            raise ConnectionAbortedError(
+                "this ASGI server does not expose its transport; cannot drop the connection"
+            )
 
     def interrupt(self) -> None:
         """The server is shutting down: drop the connection and wake any pause."""

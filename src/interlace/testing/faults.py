@@ -55,7 +55,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 __all__ = [
     "DIRECTIVE_PREFIX",
@@ -133,11 +133,16 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(sorted(_KINDS))}")
         for name, kinds in _APPLIES.items():
             if getattr(self, name) is not None and self.kind not in kinds:
-                raise ValueError(f"'{name}' does not apply to a {self.kind!r} fault (only to {', '.join(kinds)})")
+                raise ValueError(
+                    f"'{name}' does not apply to a {self.kind!r} fault (only to {', '.join(kinds)})"
+                )
         if self.kind in {"slow_headers", "stall_stream"} and self.seconds is None:
             raise ValueError(f"a {self.kind!r} fault needs seconds, e.g. seconds=2")
         if self.kind in {"cut_stream", "stall_stream"} and self.chunks is None:
             raise ValueError(f"a {self.kind!r} fault needs the number of chunks to send first, e.g. chunks=3")
+        self._check_values()
+
+    def _check_values(self) -> None:
         if self.status is not None and not _MIN_STATUS <= self.status <= _MAX_STATUS:
             raise ValueError(f"status must be an HTTP error status (400-599), got {self.status}")
         for name in ("retry_after", "seconds"):
@@ -163,7 +168,7 @@ class Fault:
     @property
     def delay(self) -> float:
         """Seconds of silence before the response headers."""
-        slow = self.seconds or 0.0 if self.kind == "slow_headers" else 0.0
+        slow = (self.seconds or 0.0) if self.kind == "slow_headers" else 0.0
         return self.latency_ms / 1000 + slow
 
 
@@ -181,9 +186,12 @@ _KIND_KEYS: Final = MappingProxyType(  # kind key -> the field its value sets
         "none": "",
     }
 )
+_BARE_KINDS: Final = frozenset({"refuse", "error_after_first_chunk", "none", "malformed"})
 _INT_FIELDS: Final = frozenset({"status", "chunks", "latency_ms", "chunk_interval_ms"})
 _FLOAT_FIELDS: Final = frozenset({"retry_after", "seconds"})
-_PARAM_KEYS: Final = frozenset({"retry_after", "code", "message", "seconds", "latency_ms", "chunk_interval_ms"})
+_PARAM_KEYS: Final = frozenset(
+    {"retry_after", "code", "message", "seconds", "latency_ms", "chunk_interval_ms"}
+)
 
 
 def parse_fault_directive(model: str) -> Fault | None:
@@ -204,43 +212,46 @@ def parse_fault_directive(model: str) -> Fault | None:
     fields: dict[str, Any] = {}
     for item in spec.split(","):
         key, has_value, raw = (part.strip() for part in item.partition("="))
-        if key not in _KIND_KEYS and key not in _PARAM_KEYS:
-            known = ", ".join([*_KIND_KEYS, *sorted(_PARAM_KEYS)])
-            raise fail(f"unknown item {key!r}; known items are {known}")
-        target = _KIND_KEYS.get(key, key)
+        target, value = _parse_item(key, raw if has_value else None, fail)
         if key in _KIND_KEYS:
             if kind is not None:
                 raise fail(f"it names two kinds, {kind!r} and {key!r}; use one")
             kind = key
-            if not has_value and key in {"status", "slow_headers", "cut_stream", "stall_stream"}:
-                raise fail(f"{key!r} needs a value, e.g. '{key}=3'")
-            if has_value and not target:
-                raise fail(f"{key!r} takes no value")
-            if not has_value:
-                continue
-        elif not has_value or not raw:
-            raise fail(f"{key!r} needs a value, e.g. '{key}=2'")
+        if target is None:
+            continue
         if target in fields:
             raise fail(f"{target!r} is given twice")
-        fields[target] = _convert(target, raw, fail)
-    if kind is None:
-        kind = "status" if "code" in fields else "none"
+        fields[target] = value
     try:
-        return Fault(kind=cast("FaultKind", kind), **fields)
+        return Fault(kind=cast("FaultKind", kind or ("status" if "code" in fields else "none")), **fields)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
 
-def _convert(name: str, raw: str, fail: Any) -> object:
+def _parse_item(
+    key: str, raw: str | None, fail: Callable[[str], FaultDirectiveError]
+) -> tuple[str | None, object]:
+    """The field one ``key[=raw]`` item sets and its value; no field for a bare kind."""
+    if key not in _KIND_KEYS and key not in _PARAM_KEYS:
+        raise fail(f"unknown item {key!r}; known items are {', '.join([*_KIND_KEYS, *sorted(_PARAM_KEYS)])}")
+    target = _KIND_KEYS.get(key, key)
+    if raw is None:
+        if key in _BARE_KINDS:
+            return None, None
+        raise fail(f"{key!r} needs a value, e.g. '{key}=3'")
+    if not target:
+        raise fail(f"{key!r} takes no value")
+    if not raw:
+        raise fail(f"{key!r} needs a value, e.g. '{key}=3'")
     try:
-        if name in _INT_FIELDS:
-            return int(raw)
-        if name in _FLOAT_FIELDS:
-            return float(raw)
+        if target in _INT_FIELDS:
+            return target, int(raw)
+        if target in _FLOAT_FIELDS:
+            return target, float(raw)
     except ValueError:
-        kind = "a whole number" if name in _INT_FIELDS else "a number of seconds"
-        raise fail(f"{name!r} needs {kind}, got {raw!r}") from None
-    return raw
+        wanted = "a whole number" if target in _INT_FIELDS else "a number of seconds"
+        raise fail(f"{key!r} needs {wanted}, got {raw!r}") from None
+    return target, raw
 
 
 class FaultScript:
@@ -344,12 +355,16 @@ class RequestJournal:
         """Block until at least ``count`` requests were recorded; raises :class:`TimeoutError`."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self._requests) >= count, timeout):
-                raise TimeoutError(f"expected {count} request(s) within {timeout}s, got {len(self._requests)}")
+                raise TimeoutError(
+                    f"expected {count} request(s) within {timeout}s, got {len(self._requests)}"
+                )
             return list(self._requests)
 
     def wait_for_disconnects(self, count: int, timeout: float = 2.0) -> int:
         """Block until at least ``count`` disconnects were seen; raises :class:`TimeoutError`."""
         with self._changed:
             if not self._changed.wait_for(lambda: self._disconnects >= count, timeout):
-                raise TimeoutError(f"expected {count} disconnect(s) within {timeout}s, saw {self._disconnects}")
+                raise TimeoutError(
+                    f"expected {count} disconnect(s) within {timeout}s, saw {self._disconnects}"
+                )
             return self._disconnects

@@ -159,14 +159,22 @@ class SentenceEncoder:
         """Take jobs off the queue, coalesce them, and run one forward pass per batch until stopped."""
         carry: _Job | None = None
         stopping = False
-        while carry is not None or not stopping:
-            first = carry if carry is not None else await self._queue.get()
-            if first is None:
-                stopping = True
-                carry = None
-                continue
-            batch, carry, stopping = await self._collect(first)
-            await self._run_batch(batch)
+        try:
+            while carry is not None or not stopping:
+                first = carry if carry is not None else await self._queue.get()
+                if first is None:
+                    stopping = True
+                    carry = None
+                    continue
+                batch, carry, stopping = await self._collect(first)
+                await self._run_batch(batch)
+        finally:  # cancelled from outside (loop shutdown): nobody may be left waiting
+            left = [carry] if carry is not None else []
+            while not self._queue.empty():
+                job = self._queue.get_nowait()
+                if job is not None:
+                    left.append(job)
+            _fail(left, ServiceUnavailable(f"The local model '{self.name}' is shutting down."))
 
     async def _collect(self, first: _Job) -> tuple[list[_Job], _Job | None, bool]:
         """Gather jobs arriving within ``max_wait_ms`` of ``first`` into at most ``max_batch`` texts.
