@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
-from interlace.config import parse_config
-from interlace.config.schema import Config
 from tests.support.gateway import GatewayServer
+
+from interlace.config import embedded_default, parse_config
+from interlace.config.schema import Config
 
 GatewayFactory = Callable[..., GatewayServer]
 
@@ -42,8 +42,6 @@ def fake_models_yaml(**options: dict[str, object]) -> str:
 @pytest.fixture(scope="session")
 def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     """The embedded default with the real local model loaded, shared by the whole session."""
-    from interlace.config import embedded_default
-
     config: Config = embedded_default()
     state = config.state.model_copy(update={"dir": str(tmp_path_factory.mktemp("state"))})
     with GatewayServer(config.model_copy(update={"state": state})) as server:

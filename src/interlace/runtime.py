@@ -11,15 +11,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from interlace.core.provider import Provider
 from interlace.providers.registry import build_provider
 from interlace.routing.router import Deployment, ModelRoute, Router
 from interlace.store.database import Database, default_database_url
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
     from interlace.config.schema import Config
+    from interlace.core.provider import Provider
     from interlace.providers.local import SentenceEncoder
 
 __all__ = ["Runtime"]
@@ -45,7 +43,10 @@ class Runtime:
                 deployments.append(Deployment(provider=provider, config=deployment))
             operations = frozenset().union(*(d.provider.operations for d in deployments))
             routes[alias] = ModelRoute(
-                alias=alias, deployments=tuple(deployments), description=model.description, operations=operations
+                alias=alias,
+                deployments=tuple(deployments),
+                description=model.description,
+                operations=operations,
             )
         self.router = Router(routes)
 
@@ -56,11 +57,6 @@ class Runtime:
         if key not in self._encoders:
             self._encoders[key] = build_encoder(model, self.config.local)
         return self._encoders[key]
-
-    def build_app(self) -> Starlette:
-        from interlace.gateway.app import build_app  # noqa: PLC0415 - the app sits above the runtime
-
-        return build_app(config=self.config, router=self.router, probe=self, started_at=self.started_at)
 
     async def start(self, *, wait_for_models: bool = False) -> None:
         """Open the store, start every provider; local models load in the background unless asked."""

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.conftest import fake_models_yaml
 from typer.testing import CliRunner
 
 from interlace.cli.main import app
-from tests.conftest import fake_models_yaml
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "interlace.yaml"
 EXAMPLE_ENV = {
@@ -46,7 +46,9 @@ def test_check_reports_file_and_line(tmp_path: Path) -> None:
 def test_serve_refuses_public_bind_without_auth(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(fake_models_yaml(echo={}))
-    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--host", "0.0.0.0"], env={"COLUMNS": "300"})  # noqa: S104
+    result = CliRunner().invoke(
+        app, ["serve", "--config", str(config), "--host", "0.0.0.0"], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 2
     assert "allow_unauthenticated_public_bind" in result.output
     assert "master_key" in result.output
@@ -80,8 +82,10 @@ def test_serve_starts_prints_url_and_models_and_stops_on_sigint(tmp_path: Path) 
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        reply = httpx.post(f"{url}/v1/chat/completions",
-                           json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert reply.json()["choices"][0]["message"]["content"] == "echo: hi"
     finally:
         process.send_signal(signal.SIGINT)

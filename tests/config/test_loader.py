@@ -112,7 +112,10 @@ def test_deployment_needs_at_least_one_entry() -> None:
 
 
 def test_azure_needs_api_version() -> None:
-    text = "models:\n  az:\n    deployments:\n      - provider: openai\n        model: d\n        api_style: azure\n"
+    text = (
+        "models:\n  az:\n    deployments:\n"
+        "      - provider: openai\n        model: d\n        api_style: azure\n"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text, filename="c.yaml", environ={})
     assert "api_version" in str(info.value)

@@ -6,7 +6,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from tests.conftest import GatewayFactory, fake_models_yaml
 from tests.support.gateway import GatewayServer
 
@@ -27,7 +26,9 @@ def test_openai_sdk_with_and_without_the_key(gateway: GatewayServer) -> None:
 
 def test_anthropic_sdk_sends_x_api_key(gateway: GatewayServer) -> None:
     good = anthropic.Anthropic(base_url=gateway.url, api_key="s3cret-key")
-    assert good.messages.create(model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}]).content
+    assert good.messages.create(
+        model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    ).content
     bad = anthropic.Anthropic(base_url=gateway.url, api_key="nope", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         bad.messages.create(model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-
 from tests.conftest import GatewayFactory, fake_models_yaml
 from tests.support.gateway import GatewayServer
 
@@ -17,7 +16,9 @@ def gateway(make_gateway: GatewayFactory) -> GatewayServer:
 
 def test_non_streaming_has_usage(gateway: GatewayServer) -> None:
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused")
-    answer = client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hello there"}])
+    answer = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hello there"}]
+    )
     assert answer.choices[0].message.content == "echo: hello there"
     assert answer.usage is not None
     assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
@@ -40,9 +41,11 @@ def test_streaming_with_usage(gateway: GatewayServer) -> None:
 
 
 def test_streaming_without_usage_strips_the_usage_chunk(gateway: GatewayServer) -> None:
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions",
-                      json={"model": "echo", "stream": True,
-                            "messages": [{"role": "user", "content": "a b"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b"}]},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         frames = [line for line in response.iter_lines() if line]
     assert frames[-1] == "data: [DONE]"
@@ -50,9 +53,11 @@ def test_streaming_without_usage_strips_the_usage_chunk(gateway: GatewayServer) 
 
 
 def test_cut_stream_ends_with_error_never_done(gateway: GatewayServer) -> None:
-    with httpx.stream("POST", f"{gateway.url}/v1/chat/completions",
-                      json={"model": "cut", "stream": True,
-                            "messages": [{"role": "user", "content": "a b c d e f"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "cut", "stream": True, "messages": [{"role": "user", "content": "a b c d e f"}]},
+    ) as response:
         frames = [line for line in response.iter_lines() if line]
     assert "data: [DONE]" not in frames
     assert '"error"' in frames[-1]

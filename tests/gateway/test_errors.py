@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from tests.conftest import GatewayFactory, fake_models_yaml
 
 
 @pytest.fixture
 def gateway_url(make_gateway: GatewayFactory) -> str:
-    yaml = fake_models_yaml(echo={}, limited={"fault": "rate_limit"}, broken={"fault": "server_error"},
-                            slow={"fault": "timeout"})
+    yaml = fake_models_yaml(
+        echo={}, limited={"fault": "rate_limit"}, broken={"fault": "server_error"}, slow={"fault": "timeout"}
+    )
     yaml += "server:\n  max_body_bytes: 2048\n"
     return make_gateway(yaml).url
 
@@ -27,8 +27,11 @@ def _error(response: httpx.Response) -> dict[str, object]:
 
 
 def test_malformed_json_is_400(gateway_url: str) -> None:
-    r = httpx.post(f"{gateway_url}/v1/chat/completions", content=b'{"model": "echo",',
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        content=b'{"model": "echo",',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     assert _error(r)["code"] == "invalid_json"
 
@@ -42,7 +45,10 @@ def test_malformed_json_is_400(gateway_url: str) -> None:
         ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "temperature": 7}, "temperature"),
         ({"model": "echo", "messages": [{"role": "user", "content": "hi"}], "n": 0}, "n"),
         ({"model": "echo", "messages": [{"role": "tool", "content": "x"}]}, "messages[0]"),
-        ({"model": "echo", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0]"),
+        (
+            {"model": "echo", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages[0].content[0]",
+        ),
     ],
 )
 def test_schema_violation_names_the_field(gateway_url: str, body: dict[str, object], param: str) -> None:
@@ -54,8 +60,10 @@ def test_schema_violation_names_the_field(gateway_url: str, body: dict[str, obje
 
 
 def test_unknown_model_is_404_listing_available(gateway_url: str) -> None:
-    r = httpx.post(f"{gateway_url}/v1/chat/completions",
-                   json={"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 404
     error = _error(r)
     assert error["code"] == "model_not_found"
@@ -64,30 +72,38 @@ def test_unknown_model_is_404_listing_available(gateway_url: str) -> None:
 
 
 def test_upstream_429_passes_retry_after(gateway_url: str) -> None:
-    r = httpx.post(f"{gateway_url}/v1/chat/completions",
-                   json={"model": "limited", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "limited", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 429
     assert r.headers["retry-after"] == "1"
     assert _error(r)["type"] == "rate_limit_error"
 
 
 def test_upstream_5xx_is_502(gateway_url: str) -> None:
-    r = httpx.post(f"{gateway_url}/v1/chat/completions",
-                   json={"model": "broken", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "broken", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 502
     assert _error(r)["type"] == "upstream_error"
 
 
 def test_upstream_timeout_is_504(gateway_url: str) -> None:
-    r = httpx.post(f"{gateway_url}/v1/chat/completions",
-                   json={"model": "slow", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "slow", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 504
 
 
 def test_body_over_the_limit_is_413(gateway_url: str) -> None:
     big = "x" * 4096
-    r = httpx.post(f"{gateway_url}/v1/chat/completions",
-                   json={"model": "echo", "messages": [{"role": "user", "content": big}]})
+    r = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "echo", "messages": [{"role": "user", "content": big}]},
+    )
     assert r.status_code == 413
     assert "max_body_bytes" in str(_error(r)["message"])
 

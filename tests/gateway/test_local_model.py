@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
-
 from tests.support.gateway import GatewayServer
 
 
@@ -48,8 +47,9 @@ def test_single_string_dimensions_and_base64(local_gateway: GatewayServer) -> No
 
 
 def test_dimensions_out_of_range_names_the_field(local_gateway: GatewayServer) -> None:
-    reply = httpx.post(f"{local_gateway.url}/v1/embeddings",
-                       json={"model": "minilm", "input": "x", "dimensions": 1000})
+    reply = httpx.post(
+        f"{local_gateway.url}/v1/embeddings", json={"model": "minilm", "input": "x", "dimensions": 1000}
+    )
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "dimensions"
 
@@ -69,8 +69,12 @@ def test_classify_single_and_multi_label(local_gateway: GatewayServer) -> None:
     assert abs(sum(s["score"] for s in data[0]["labels"]) - 1) < 1e-3
     multi = httpx.post(
         f"{local_gateway.url}/v1/classify",
-        json={"model": "minilm", "input": "refund my payment", "labels": ["billing", "weather"],
-              "multi_label": True},
+        json={
+            "model": "minilm",
+            "input": "refund my payment",
+            "labels": ["billing", "weather"],
+            "multi_label": True,
+        },
     ).json()
     scores = {s["label"]: s["score"] for s in multi["data"][0]["labels"]}
     assert all(0 <= v <= 1 for v in scores.values())
@@ -78,8 +82,9 @@ def test_classify_single_and_multi_label(local_gateway: GatewayServer) -> None:
 
 
 def test_classify_rejects_duplicate_labels(local_gateway: GatewayServer) -> None:
-    reply = httpx.post(f"{local_gateway.url}/v1/classify",
-                       json={"model": "minilm", "input": "x", "labels": ["a", "a"]})
+    reply = httpx.post(
+        f"{local_gateway.url}/v1/classify", json={"model": "minilm", "input": "x", "labels": ["a", "a"]}
+    )
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "labels"
 
@@ -102,8 +107,10 @@ def test_concurrent_requests_share_forward_passes(local_gateway: GatewayServer) 
 
 
 def test_chat_on_the_local_model_is_a_clear_error(local_gateway: GatewayServer) -> None:
-    reply = httpx.post(f"{local_gateway.url}/v1/chat/completions",
-                       json={"model": "minilm", "messages": [{"role": "user", "content": "hi"}]})
+    reply = httpx.post(
+        f"{local_gateway.url}/v1/chat/completions",
+        json={"model": "minilm", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert reply.status_code == 400
     assert "does not serve chat completions" in reply.json()["error"]["message"]
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import anthropic
 import httpx
 import pytest
-
 from tests.conftest import GatewayFactory, fake_models_yaml
 from tests.support.gateway import GatewayServer
 
 
 @pytest.fixture
 def gateway(make_gateway: GatewayFactory) -> GatewayServer:
-    return make_gateway(fake_models_yaml(echo={}, cut={"fault": "cut_stream"}, limited={"fault": "rate_limit"}))
+    return make_gateway(
+        fake_models_yaml(echo={}, cut={"fault": "cut_stream"}, limited={"fault": "rate_limit"})
+    )
 
 
 def test_message_round_trip(gateway: GatewayServer) -> None:
@@ -46,17 +47,25 @@ def test_streaming_event_sequence(gateway: GatewayServer) -> None:
 
 
 def test_cut_stream_ends_with_error_event(gateway: GatewayServer) -> None:
-    with httpx.stream("POST", f"{gateway.url}/v1/messages",
-                      json={"model": "cut", "max_tokens": 10, "stream": True,
-                            "messages": [{"role": "user", "content": "a b c d e f"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/messages",
+        json={
+            "model": "cut",
+            "max_tokens": 10,
+            "stream": True,
+            "messages": [{"role": "user", "content": "a b c d e f"}],
+        },
+    ) as response:
         text = response.read().decode()
     assert "event: message_stop" not in text
     assert "event: error" in text
 
 
 def test_errors_are_anthropic_shaped(gateway: GatewayServer) -> None:
-    reply = httpx.post(f"{gateway.url}/v1/messages",
-                       json={"model": "echo", "messages": [{"role": "user", "content": "x"}]})
+    reply = httpx.post(
+        f"{gateway.url}/v1/messages", json={"model": "echo", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert reply.status_code == 400
     body = reply.json()
     assert body["type"] == "error"

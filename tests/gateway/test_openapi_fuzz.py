@@ -9,10 +9,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-
-from interlace.config import parse_config
 from tests.conftest import fake_models_yaml
 from tests.support.gateway import GatewayServer
+
+from interlace.config import parse_config
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,14 @@ def _operations(schema: schemathesis.BaseSchema) -> list[schemathesis.APIOperati
 
 def test_schema_describes_every_public_operation(api_schema: schemathesis.BaseSchema) -> None:
     labels = {op.label for op in _operations(api_schema)}
-    assert {"POST /v1/chat/completions", "POST /v1/embeddings", "POST /v1/messages", "POST /v1/classify",
-            "GET /v1/models", "POST /v2/models/{model}/infer"} <= labels
+    assert {
+        "POST /v1/chat/completions",
+        "POST /v1/embeddings",
+        "POST /v1/messages",
+        "POST /v1/classify",
+        "GET /v1/models",
+        "POST /v2/models/{model}/infer",
+    } <= labels
 
 
 def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
@@ -40,7 +46,7 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
         def check(case: schemathesis.Case) -> None:
             response = case.call(timeout=10)
             case.validate_response(response, checks=[not_a_server_error])
-            if response.status_code >= 400 and response.content:  # noqa: PLR2004
+            if response.status_code >= 400 and response.content:
                 assert "error" in response.json(), response.text
 
         check()

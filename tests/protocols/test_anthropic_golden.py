@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Anthropic ⇄ OpenAI translation: golden transcripts, wire-shape checks, round trips and errors.
 
 Each file under ``tests/golden/anthropic/`` is one case: ``direction`` (which translation),
@@ -17,6 +16,7 @@ import copy
 import functools
 import json
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Required, Union, get_args, get_origin, get_type_hints
 
@@ -66,7 +66,8 @@ HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[He
 
 
 def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    case: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return case
 
 
 def golden_cases(direction: str) -> list[Any]:
@@ -128,7 +129,9 @@ def test_every_direction_and_required_case_has_goldens() -> None:
         "chat_chunks_to_messages_stream",
     }
     stop_reasons = {
-        load(p)["input"]["stop_reason"] for p in GOLDEN_FILES if load(p)["direction"] == "messages_response_to_chat"
+        load(p)["input"]["stop_reason"]
+        for p in GOLDEN_FILES
+        if load(p)["direction"] == "messages_response_to_chat"
     }
     assert {"end_turn", "stop_sequence", "max_tokens", "tool_use", "refusal"} <= stop_reasons
 
@@ -145,10 +148,16 @@ def _typeddict_problems(value: Any, tp: type, path: str, extra: frozenset[str]) 
     if not isinstance(value, dict):
         return [f"{path}: expected an object for {tp.__name__}"]
     hints = _hints(tp)
-    problems = [f"{path}.{key}: not a field of {tp.__name__}" for key in value if key not in hints and key not in extra]
+    problems = [
+        f"{path}.{key}: not a field of {tp.__name__}"
+        for key in value
+        if key not in hints and key not in extra
+    ]
     for key, hint in hints.items():
         # With postponed annotations typing cannot see Required[] markers, hence both checks.
-        required = get_origin(hint) is Required or (key in tp.__required_keys__ and get_origin(hint) is not NotRequired)
+        required = get_origin(hint) is Required or (
+            key in getattr(tp, "__required_keys__", ()) and get_origin(hint) is not NotRequired
+        )
         if key in value:
             problems += _problems(value[key], hint, f"{path}.{key}")
         elif required:
@@ -191,11 +200,8 @@ def _scalar_problems(value: Any, tp: type, path: str) -> list[str]:
     return [] if ok else [f"{path}: expected {tp.__name__}, got {type(value).__name__}"]
 
 
-def _problems(value: Any, tp: Any, path: str = "$", extra: frozenset[str] = frozenset()) -> list[str]:
-    """Where ``value`` (decoded JSON) does not fit the SDK type ``tp`` (TypedDicts: no unknown keys)."""
+def _special_problems(value: Any, tp: Any, path: str) -> list[str] | None:
     origin = get_origin(tp)
-    if origin in (Annotated, Required, NotRequired):
-        return _problems(value, get_args(tp)[0], path, extra)
     if tp is Any or tp is object:
         return []
     if tp is type(None):
@@ -204,11 +210,19 @@ def _problems(value: Any, tp: Any, path: str = "$", extra: frozenset[str] = froz
         return [] if value in get_args(tp) else [f"{path}: {value!r} is not one of {get_args(tp)}"]
     if origin in (Union, types.UnionType):
         return _union_problems(value, get_args(tp), path)
+    return None
+
+
+def _problems(value: Any, tp: Any, path: str = "$", extra: frozenset[str] = frozenset()) -> list[str]:
+    """Where ``value`` (decoded JSON) does not fit the SDK type ``tp`` (TypedDicts: no unknown keys)."""
+    if get_origin(tp) in (Annotated, Required, NotRequired):
+        return _problems(value, get_args(tp)[0], path, extra)
     if is_typeddict(tp):
         return _typeddict_problems(value, tp, path, extra)
-    container = _container_problems(value, tp, path)
-    if container is not None:
-        return container
+    for check in (_special_problems, _container_problems):
+        found = check(value, tp, path)
+        if found is not None:
+            return found
     if isinstance(tp, type):
         return _scalar_problems(value, tp, path)
     return [f"{path}: cannot check {tp!r}"]
@@ -244,7 +258,8 @@ def assert_anthropic_events(events: list[dict[str, Any]]) -> None:
             STREAM_EVENT.validate_python(event["data"])
 
 
-WIRE_CHECKS = {
+WireCheck = Callable[[Any], None]
+WIRE_CHECKS: dict[str, tuple[WireCheck, WireCheck]] = {
     "chat_request_to_messages": (assert_openai_request, assert_anthropic_request),
     "messages_response_to_chat": (assert_anthropic_response, assert_openai_response),
     "messages_stream_to_chat_chunks": (assert_anthropic_events, assert_openai_chunks),
@@ -263,13 +278,23 @@ def test_golden_is_real_wire_data(path: Path) -> None:
 
 
 def test_wire_checker_rejects_invented_fields() -> None:
-    assert _problems({"model": "m", "max_tokens": 1, "messages": [], "stop": ["x"]}, MessageCreateParamsNonStreaming)
     assert _problems(
-        {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "txt", "text": "a"}]}]},
+        {"model": "m", "max_tokens": 1, "messages": [], "stop": ["x"]}, MessageCreateParamsNonStreaming
+    )
+    assert _problems(
+        {
+            "model": "m",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": [{"type": "txt", "text": "a"}]}],
+        },
         MessageCreateParamsNonStreaming,
     )
     assert not _problems(
-        {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]},
+        {
+            "model": "m",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}],
+        },
         MessageCreateParamsNonStreaming,
     )
 
@@ -293,7 +318,8 @@ def accumulate_openai(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
     for chunk in chunks:
         state.handle_chunk(ChatCompletionChunk.model_validate(chunk))
-    return state.get_final_completion().model_dump(exclude_none=True)
+    # The snapshot, not get_final_completion(): that one refuses finish_reason "length".
+    return state.current_completion_snapshot.model_dump(exclude_none=True)
 
 
 def openai_summary(completion: dict[str, Any]) -> dict[str, Any]:
@@ -313,10 +339,21 @@ def openai_summary(completion: dict[str, Any]) -> dict[str, Any]:
 def anthropic_summary(message: dict[str, Any]) -> dict[str, Any]:
     usage = message["usage"]
     return {
-        "content": [{k: block[k] for k in ("type", "text", "id", "name", "input") if k in block} for block in message["content"]],
+        "content": [
+            {k: block[k] for k in ("type", "text", "id", "name", "input") if k in block}
+            for block in message["content"]
+        ],
         "stop_reason": message["stop_reason"],
         "stop_sequence": message.get("stop_sequence"),
-        "usage": {k: usage.get(k) or 0 for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")},
+        "usage": {
+            k: usage.get(k) or 0
+            for k in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_input_tokens",
+                "cache_creation_input_tokens",
+            )
+        },
     }
 
 
@@ -358,7 +395,11 @@ ARGUMENTS = st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=4)
 def tool_calls(draw: st.DrawFn, *, min_size: int = 1) -> list[dict[str, Any]]:
     ids = draw(st.lists(CALL_IDS, min_size=min_size, max_size=3, unique=True))
     return [
-        {"id": i, "type": "function", "function": {"name": draw(NAMES), "arguments": json.dumps(draw(ARGUMENTS))}}
+        {
+            "id": i,
+            "type": "function",
+            "function": {"name": draw(NAMES), "arguments": json.dumps(draw(ARGUMENTS))},
+        }
         for i in ids
     ]
 
@@ -376,7 +417,9 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
             continue
         calls = draw(tool_calls())
         messages.append({"role": "assistant", "content": draw(st.none() | TEXT), "tool_calls": calls})
-        messages += [{"role": "tool", "tool_call_id": c["id"], "content": draw(st.text(max_size=30))} for c in calls]
+        messages += [
+            {"role": "tool", "tool_call_id": c["id"], "content": draw(st.text(max_size=30))} for c in calls
+        ]
         if draw(st.booleans()):
             messages.append({"role": "assistant", "content": draw(TEXT)})
     return messages
@@ -403,7 +446,9 @@ def test_request_round_trip_preserves_the_conversation(messages: list[dict[str, 
 @st.composite
 def chat_completions(draw: st.DrawFn) -> dict[str, Any]:
     calls = draw(st.none() | tool_calls())
-    finish = draw(st.sampled_from(["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]))
+    finish = draw(
+        st.sampled_from(["tool_calls", "length"] if calls else ["stop", "length", "content_filter"])
+    )
     content = draw(st.none() | st.text(min_size=1, max_size=60)) if calls else draw(st.text(max_size=60))
     prompt = draw(st.integers(0, 10**6))
     completion = draw(st.integers(0, 10**5))
@@ -443,7 +488,9 @@ def chat_chunk_streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str,
     """A canonical chunk stream and what it adds up to."""
     texts = draw(st.lists(st.text(min_size=1, max_size=20), max_size=4))
     calls = draw(st.none() | tool_calls())
-    finish = draw(st.sampled_from(["tool_calls", "length"] if calls else ["stop", "length", "content_filter"]))
+    finish = draw(
+        st.sampled_from(["tool_calls", "length"] if calls else ["stop", "length", "content_filter"])
+    )
     base = {"id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4.1"}
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -451,12 +498,19 @@ def chat_chunk_streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str,
 
     chunks = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": t}) for t in texts]
     for index, call in enumerate(calls or []):
-        head = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+        head = {
+            "index": index,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""},
+        }
         chunks.append(chunk({"tool_calls": [head]}))
         arguments = call["function"]["arguments"]
         cuts = sorted(draw(st.lists(st.integers(0, len(arguments)), max_size=3)))
         pieces = [arguments[a:b] for a, b in zip([0, *cuts], [*cuts, len(arguments)], strict=True)]
-        chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces if p]
+        chunks += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces if p
+        ]
     chunks.append(chunk({}, finish))
     usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
     chunks.append({**base, "choices": [], "usage": usage})
@@ -482,7 +536,9 @@ def add_up(chunks: list[dict[str, Any]]) -> dict[str, Any]:
                 entry = calls.setdefault(call["index"], [call.get("id"), call["function"].get("name"), ""])
                 entry[2] += call["function"].get("arguments") or ""
             finish = choice["finish_reason"] or finish
-    usage = {k: v for k, v in (usage or {}).items() if k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    usage = {
+        k: v for k, v in (usage or {}).items() if k in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
     return {
         "content": content or None,
         "tool_calls": [tuple(calls[i]) for i in sorted(calls)],
@@ -523,27 +579,55 @@ def test_stream_round_trip_preserves_text_tool_calls_and_finish_reason(
     ],
 )
 def test_stop_reason_to_finish_reason(stop_reason: str | None, finish_reason: str) -> None:
-    resp = {"id": "msg_1", "type": "message", "role": "assistant", "model": UPSTREAM, "content": [],
-            "stop_reason": stop_reason, "stop_sequence": None, "usage": {"input_tokens": 1, "output_tokens": 1}}  # fmt: skip
-    assert messages_response_to_chat(resp, model="m", created=0)["choices"][0]["finish_reason"] == finish_reason
+    resp: dict[str, Any] = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": UPSTREAM,
+        "content": [],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+    assert (
+        messages_response_to_chat(resp, model="m", created=0)["choices"][0]["finish_reason"] == finish_reason
+    )
 
 
 @pytest.mark.parametrize(
     ("finish_reason", "stop_reason"),
-    [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("function_call", "tool_use"),
-     ("content_filter", "refusal"), (None, "end_turn")],  # fmt: skip
+    [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("function_call", "tool_use"),
+        ("content_filter", "refusal"),
+        (None, "end_turn"),
+    ],
 )
 def test_finish_reason_to_stop_reason(finish_reason: str | None, stop_reason: str) -> None:
-    resp = {"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"},
-            "finish_reason": finish_reason}]}  # fmt: skip
+    resp = {
+        "id": "chatcmpl-1",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "x"}, "finish_reason": finish_reason}
+        ],
+    }
     assert chat_response_to_messages(resp, model="m")["stop_reason"] == stop_reason
 
 
 def test_finish_stop_with_tool_calls_is_tool_use() -> None:
     """Some OpenAI-compatible servers say "stop" after tool calls; Anthropic clients loop on tool_use."""
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
-    resp = {"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
-            "finish_reason": "stop"}]}  # fmt: skip
+    resp = {
+        "id": "x",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "finish_reason": "stop",
+            }
+        ],
+    }
     message = chat_response_to_messages(resp, model="m")
     assert message["stop_reason"] == "tool_use"
     assert message["content"] == [{"type": "tool_use", "id": "call_1", "name": "f", "input": {}}]
@@ -562,11 +646,18 @@ def test_finish_stop_with_tool_calls_is_tool_use() -> None:
         (None, True, None),
     ],
 )
-def test_tool_choice_both_ways(tool_choice: Any, parallel: bool | None, expected: dict[str, Any] | None) -> None:
+def test_tool_choice_both_ways(
+    tool_choice: Any, parallel: bool | None, expected: dict[str, Any] | None
+) -> None:
     body: dict[str, Any] = {
         "model": "m",
         "messages": [{"role": "user", "content": "hi"}],
-        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+            }
+        ],
     }
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
@@ -575,13 +666,16 @@ def test_tool_choice_both_ways(tool_choice: Any, parallel: bool | None, expected
     upstream = chat_request_to_messages(body, upstream_model=UPSTREAM)
     assert upstream.get("tool_choice") == expected
     back = messages_request_to_chat(upstream)
-    assert back.get("tool_choice") == tool_choice or (tool_choice is None and back.get("tool_choice") == "auto")
+    assert back.get("tool_choice") == tool_choice or (
+        tool_choice is None and back.get("tool_choice") == "auto"
+    )
     assert back.get("parallel_tool_calls") == (False if parallel is False and tool_choice != "none" else None)
 
 
 def test_tool_choice_without_tools_is_not_sent() -> None:
     upstream = chat_request_to_messages(
-        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "none"}, upstream_model=UPSTREAM
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "none"},
+        upstream_model=UPSTREAM,
     )
     assert "tool_choice" not in upstream
     assert "tools" not in upstream
@@ -592,7 +686,9 @@ def test_tool_choice_without_tools_is_not_sent() -> None:
 
 def test_forward_sampling_false_drops_temperature_and_top_p() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.3, "top_p": 0.2}
-    assert "temperature" not in chat_request_to_messages(body, upstream_model=UPSTREAM, forward_sampling=False)
+    assert "temperature" not in chat_request_to_messages(
+        body, upstream_model=UPSTREAM, forward_sampling=False
+    )
     with pytest.raises(RequestError) as info:
         chat_request_to_messages({**body, "top_p": "x"}, upstream_model=UPSTREAM, forward_sampling=False)
     assert info.value.param == "top_p"
@@ -604,7 +700,11 @@ def test_top_p_alone_is_forwarded() -> None:
 
 
 def test_json_object_response_format_is_an_instruction() -> None:
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_object"},
+    }
     system = chat_request_to_messages(body, upstream_model=UPSTREAM)["system"]
     assert isinstance(system, str)
     assert "JSON object" in system
@@ -615,11 +715,17 @@ def test_json_object_response_format_is_an_instruction() -> None:
 def test_tool_results_go_first_in_a_user_turn() -> None:
     messages = [
         {"role": "user", "content": "q"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "user", "content": "and also"},
         {"role": "tool", "tool_call_id": "c1", "content": "r"},
     ]
-    turns = chat_request_to_messages({"model": "m", "messages": messages}, upstream_model=UPSTREAM)["messages"]
+    turns = chat_request_to_messages({"model": "m", "messages": messages}, upstream_model=UPSTREAM)[
+        "messages"
+    ]
     assert [b["type"] for b in turns[-1]["content"]] == ["tool_result", "text"]
 
 
@@ -629,13 +735,23 @@ def test_empty_text_and_empty_assistant_turns_are_dropped() -> None:
         {"role": "assistant", "content": ""},
         {"role": "user", "content": "again"},
     ]
-    turns = chat_request_to_messages({"model": "m", "messages": messages}, upstream_model=UPSTREAM)["messages"]
-    assert turns == [{"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "again"}]}]
+    turns = chat_request_to_messages({"model": "m", "messages": messages}, upstream_model=UPSTREAM)[
+        "messages"
+    ]
+    assert turns == [
+        {"role": "user", "content": [{"type": "text", "text": "hello"}, {"type": "text", "text": "again"}]}
+    ]
 
 
 def test_pdf_file_part_becomes_a_document_and_back() -> None:
-    part = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
-    body = {"model": "m", "messages": [{"role": "user", "content": [part, {"type": "text", "text": "summarise"}]}]}
+    part = {
+        "type": "file",
+        "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"},
+    }
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [part, {"type": "text", "text": "summarise"}]}],
+    }
     upstream = chat_request_to_messages(body, upstream_model=UPSTREAM)
     assert upstream["messages"][0]["content"][0] == {
         "type": "document",
@@ -646,8 +762,15 @@ def test_pdf_file_part_becomes_a_document_and_back() -> None:
 
 
 def test_inbound_system_role_message_and_empty_system() -> None:
-    body = {"model": "m", "max_tokens": 5, "system": [], "messages": [
-        {"role": "system", "content": [{"type": "text", "text": "be kind"}]}, {"role": "user", "content": "hi"}]}  # fmt: skip
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "system": [],
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "be kind"}]},
+            {"role": "user", "content": "hi"},
+        ],
+    }
     assert messages_request_to_chat(body)["messages"] == [
         {"role": "system", "content": "be kind"},
         {"role": "user", "content": "hi"},
@@ -655,10 +778,15 @@ def test_inbound_system_role_message_and_empty_system() -> None:
 
 
 def test_inbound_thinking_only_assistant_turn_is_skipped() -> None:
-    body = {"model": "m", "max_tokens": 5, "messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"}]},
-        {"role": "user", "content": "well?"}]}  # fmt: skip
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"}]},
+            {"role": "user", "content": "well?"},
+        ],
+    }
     assert [m["role"] for m in messages_request_to_chat(body)["messages"]] == ["user", "user"]
 
 
@@ -666,17 +794,31 @@ def test_inbound_thinking_only_assistant_turn_is_skipped() -> None:
 
 
 def _start(message_id: str = "msg_1") -> dict[str, Any]:
-    return {"type": "message_start", "message": {"id": message_id, "type": "message", "role": "assistant", "model": UPSTREAM,
-            "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}  # fmt: skip
+    return {
+        "type": "message_start",
+        "message": {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": UPSTREAM,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    }
 
 
 def test_anthropic_stream_is_finished_only_after_message_stop() -> None:
     translator = MessagesStreamToChatChunks(model="m", include_usage=True, created=0)
     translator.feed("message_start", _start())
-    translator.feed("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}})
-    assert not translator.finished
+    translator.feed(
+        "message_delta",
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+    )
+    before_stop = translator.finished
     (usage_chunk,) = translator.feed("message_stop", {"type": "message_stop"})
-    assert translator.finished
+    assert (before_stop, translator.finished) == (False, True)
     assert usage_chunk["choices"] == []
     assert usage_chunk["usage"]["total_tokens"] == 5
 
@@ -685,7 +827,9 @@ def test_anthropic_stream_error_event_raises_stream_interrupted() -> None:
     translator = MessagesStreamToChatChunks(model="m")
     translator.feed("message_start", _start())
     with pytest.raises(StreamInterrupted) as info:
-        translator.feed("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        translator.feed(
+            "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        )
     assert "Overloaded" in info.value.message
     assert "overloaded_error" in info.value.message
 
@@ -696,7 +840,10 @@ def test_anthropic_stream_unknown_events_are_ignored() -> None:
     translator.feed("message_start", _start())
     assert translator.feed("some_future_event", {"type": "some_future_event"}) == []
     delta = {"type": "citations_delta", "citation": {}}
-    assert translator.feed("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}) == []
+    assert (
+        translator.feed("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        == []
+    )
 
 
 def test_chat_stream_text_after_tool_calls_starts_a_new_block() -> None:
@@ -741,7 +888,7 @@ def test_error_event_shape() -> None:
 # --------------------------------------------------------------------------- errors
 
 MSG = [{"role": "user", "content": "hi"}]
-CALL_BAD_JSON = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": "}}
+CALL_BAD_JSON = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": '}}
 CALL_NOT_OBJECT = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "[1, 2]"}}
 
 
@@ -759,25 +906,58 @@ def _image(url: str) -> list[dict[str, Any]]:
         ({"model": "m", "messages": [*MSG, {"role": "robot", "content": "beep"}]}, "messages[1].role"),
         ({"model": "m", "messages": [{"content": "no role"}]}, "messages[0].role"),
         ({"model": "m", "messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [{"role": "user", "content": [{"text": "untyped"}]}]}, "messages[0].content[0].type"),
-        ({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
-         "messages[0].content[0].type"),  # fmt: skip
-        ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
-         "messages[0].content[0].text"),  # fmt: skip
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"text": "untyped"}]}]},
+            "messages[0].content[0].type",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}],
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
+            "messages[0].content[0].text",
+        ),
         ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
         ({"model": "m", "messages": [{"role": "system", "content": "only a system prompt"}]}, "messages"),
-        ({"model": "m", "messages": [*MSG, {"role": "assistant", "tool_calls": [CALL_BAD_JSON]}]},
-         "messages[1].tool_calls[0].function.arguments"),  # fmt: skip
-        ({"model": "m", "messages": [*MSG, {"role": "assistant", "tool_calls": [CALL_NOT_OBJECT]}]},
-         "messages[1].tool_calls[0].function.arguments"),  # fmt: skip
-        ({"model": "m", "messages": [*MSG, {"role": "assistant", "tool_calls": [{"id": "c", "type": "custom"}]}]},
-         "messages[1].tool_calls[0].type"),  # fmt: skip
+        (
+            {"model": "m", "messages": [*MSG, {"role": "assistant", "tool_calls": [CALL_BAD_JSON]}]},
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            {"model": "m", "messages": [*MSG, {"role": "assistant", "tool_calls": [CALL_NOT_OBJECT]}]},
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [*MSG, {"role": "assistant", "tool_calls": [{"id": "c", "type": "custom"}]}],
+            },
+            "messages[1].tool_calls[0].type",
+        ),
         ({"model": "m", "messages": [*MSG, {"role": "tool", "content": "r"}]}, "messages[1].tool_call_id"),
-        ({"model": "m", "messages": _image("ftp://example.com/a.png")}, "messages[0].content[0].image_url.url"),
-        ({"model": "m", "messages": _image("data:image/bmp;base64,Qk0=")}, "messages[0].content[0].image_url.url"),
-        ({"model": "m", "messages": _image("data:image/png,rawbytes")}, "messages[0].content[0].image_url.url"),
-        ({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]},
-         "messages[0].content[0].file.file_data"),  # fmt: skip
+        (
+            {"model": "m", "messages": _image("ftp://example.com/a.png")},
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            {"model": "m", "messages": _image("data:image/bmp;base64,Qk0=")},
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            {"model": "m", "messages": _image("data:image/png,rawbytes")},
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}],
+            },
+            "messages[0].content[0].file.file_data",
+        ),
         ({"model": "m", "messages": MSG, "n": 2}, "n"),
         ({"model": "m", "messages": MSG, "logprobs": True}, "logprobs"),
         ({"model": "m", "messages": MSG, "top_logprobs": 3}, "top_logprobs"),
@@ -787,12 +967,28 @@ def _image(url: str) -> list[dict[str, Any]]:
         ({"model": "m", "messages": MSG, "max_completion_tokens": -1}, "max_completion_tokens"),
         ({"model": "m", "messages": MSG, "temperature": "hot"}, "temperature"),
         ({"model": "m", "messages": MSG, "stop": [1]}, "stop[0]"),
-        ({"model": "m", "messages": MSG, "tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
-        ({"model": "m", "messages": MSG, "tools": [{"type": "function", "function": {}}]}, "tools[0].function.name"),
-        ({"model": "m", "messages": MSG, "tools": [{"type": "function", "function": {"name": "f"}}],
-          "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}}, "tool_choice"),  # fmt: skip
+        (
+            {"model": "m", "messages": MSG, "tools": [{"type": "custom", "custom": {"name": "x"}}]},
+            "tools[0].type",
+        ),
+        (
+            {"model": "m", "messages": MSG, "tools": [{"type": "function", "function": {}}]},
+            "tools[0].function.name",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": MSG,
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}},
+            },
+            "tool_choice",
+        ),
         ({"model": "m", "messages": MSG, "response_format": {"type": "xml"}}, "response_format.type"),
-        ({"model": "m", "messages": MSG, "response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        (
+            {"model": "m", "messages": MSG, "response_format": {"type": "json_schema"}},
+            "response_format.json_schema",
+        ),
         ({"model": "m", "messages": MSG, "user": 7}, "user"),
     ],
 )
@@ -825,32 +1021,112 @@ TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
         ({**A, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
         ({**A, "messages": [{"role": "user"}]}, "messages[0].content"),
         ({**A, "messages": [{"role": "user", "content": []}]}, "messages[0].content"),
-        ({**A, "messages": [{"role": "user", "content": [{"text": "untyped"}]}]}, "messages[0].content[0].type"),
+        (
+            {**A, "messages": [{"role": "user", "content": [{"text": "untyped"}]}]},
+            "messages[0].content[0].type",
+        ),
         ({**A, "messages": [{"role": "user", "content": [TOOL_USE]}]}, "messages[0].content[0].type"),
-        ({**A, "messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]},
-         "messages[0].content[0].type"),  # fmt: skip
-        ({**A, "messages": [*MSG, {"role": "assistant", "content": [{**TOOL_USE, "input": "{}"}]}]},
-         "messages[1].content[0].input"),  # fmt: skip
-        ({**A, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
-         "messages[0].content[0].source.type"),  # fmt: skip
-        ({**A, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]},
-         "messages[0].content[0].source.media_type"),  # fmt: skip
-        ({**A, "messages": [{"role": "user", "content": [
-            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "hi"}}]}]},
-         "messages[0].content[0].source"),  # fmt: skip
-        ({**A, "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
-            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]}]},
-         "messages[0].content[0].content[0].type"),  # fmt: skip
-        ({**A, "messages": [{"role": "user", "content": [{"type": "tool_result", "content": "r"}]}]},
-         "messages[0].content[0].tool_use_id"),  # fmt: skip
+        (
+            {
+                **A,
+                "messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}],
+            },
+            "messages[0].content[0].type",
+        ),
+        (
+            {**A, "messages": [*MSG, {"role": "assistant", "content": [{**TOOL_USE, "input": "{}"}]}]},
+            "messages[1].content[0].input",
+        ),
+        (
+            {
+                **A,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}],
+                    }
+                ],
+            },
+            "messages[0].content[0].source.type",
+        ),
+        (
+            {
+                **A,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}],
+                    }
+                ],
+            },
+            "messages[0].content[0].source.media_type",
+        ),
+        (
+            {
+                **A,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "text", "media_type": "text/plain", "data": "hi"},
+                            }
+                        ],
+                    }
+                ],
+            },
+            "messages[0].content[0].source",
+        ),
+        (
+            {
+                **A,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [
+                                    {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+            "messages[0].content[0].content[0].type",
+        ),
+        (
+            {**A, "messages": [{"role": "user", "content": [{"type": "tool_result", "content": "r"}]}]},
+            "messages[0].content[0].tool_use_id",
+        ),
         ({**A, "messages": MSG, "system": [{"type": "image", "source": {}}]}, "system[0].type"),
         ({**A, "messages": MSG, "system": 5}, "system"),
-        ({**A, "messages": MSG, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
+        (
+            {**A, "messages": MSG, "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+            "tools[0].type",
+        ),
         ({**A, "messages": MSG, "tools": [{"name": "f"}]}, "tools[0].input_schema"),
-        ({**A, "messages": MSG, "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "all"}},
-         "tool_choice.type"),  # fmt: skip
-        ({**A, "messages": MSG, "tools": [{"name": "f", "input_schema": {}}], "tool_choice": {"type": "tool"}},
-         "tool_choice.name"),  # fmt: skip
+        (
+            {
+                **A,
+                "messages": MSG,
+                "tools": [{"name": "f", "input_schema": {}}],
+                "tool_choice": {"type": "all"},
+            },
+            "tool_choice.type",
+        ),
+        (
+            {
+                **A,
+                "messages": MSG,
+                "tools": [{"name": "f", "input_schema": {}}],
+                "tool_choice": {"type": "tool"},
+            },
+            "tool_choice.name",
+        ),
         ({**A, "messages": MSG, "stop_sequences": "END"}, "stop_sequences"),
         ({**A, "messages": MSG, "metadata": {"user_id": 42}}, "metadata.user_id"),
         ({**A, "messages": MSG, "temperature": None, "top_p": [0.5]}, "top_p"),
@@ -863,9 +1139,15 @@ def test_anthropic_request_errors_name_the_field(body: Any, param: str) -> None:
     assert param in info.value.message
 
 
-ANTHROPIC_MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": UPSTREAM,
-                     "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
-                     "usage": {"input_tokens": 1, "output_tokens": 1}}  # fmt: skip
+ANTHROPIC_MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": UPSTREAM,
+    "content": [{"type": "text", "text": "hi"}],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}
 
 
 @pytest.mark.parametrize(
@@ -883,8 +1165,10 @@ def test_malformed_anthropic_response_is_an_upstream_error(resp: Any) -> None:
         messages_response_to_chat(resp, model="m")
 
 
-CHAT_COMPLETION = {"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                   "finish_reason": "stop"}]}  # fmt: skip
+CHAT_COMPLETION = {
+    "id": "chatcmpl-1",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+}
 
 
 @pytest.mark.parametrize(
@@ -892,8 +1176,16 @@ CHAT_COMPLETION = {"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"rol
     [
         {**CHAT_COMPLETION, "choices": []},
         {**CHAT_COMPLETION, "choices": [{"index": 0, "finish_reason": "stop"}]},
-        {**CHAT_COMPLETION, "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
-         "tool_calls": [CALL_BAD_JSON]}, "finish_reason": "tool_calls"}]},  # fmt: skip
+        {
+            **CHAT_COMPLETION,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "tool_calls": [CALL_BAD_JSON]},
+                    "finish_reason": "tool_calls",
+                }
+            ],
+        },
         {**CHAT_COMPLETION, "choices": [{"index": 0, "message": {"role": "assistant", "content": 12}}]},
         {**CHAT_COMPLETION, "id": 5},
     ],
@@ -910,7 +1202,11 @@ def test_anthropic_stream_protocol_errors() -> None:
     translator = MessagesStreamToChatChunks(model="m")
     translator.feed("message_start", _start())
     translator.feed("content_block_start", text_block)
-    json_delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{"}}
+    json_delta = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "input_json_delta", "partial_json": "{"},
+    }
     with pytest.raises(UpstreamProtocolError):
         translator.feed("content_block_delta", json_delta)
     with pytest.raises(UpstreamProtocolError):
@@ -947,7 +1243,10 @@ def mutated(draw: st.DrawFn, direction: str) -> tuple[dict[str, Any], Any]:
     """A golden of ``direction`` with one node (anywhere in its input) replaced by arbitrary JSON."""
     case = draw(st.sampled_from([p.values[0] for p in golden_cases(direction)]))
     given_input = copy.deepcopy(case["input"])
-    path = draw(st.sampled_from(_paths(given_input)[1:]))
+    paths = _paths(given_input)[1:]
+    if direction == "messages_stream_to_chat_chunks":  # keep the {"event", "data"} envelope intact
+        paths = [p for p in paths if len(p) > 1 and p[1] == "data"]
+    path = draw(st.sampled_from(paths))
     parent = given_input
     for key in path[:-1]:
         parent = parent[key]
@@ -979,3 +1278,24 @@ def test_malformed_input_only_raises_interlace_errors(direction: str, data: st.D
         assert direction == "messages_stream_to_chat_chunks"
         return
     json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    ("direction", "schema_path"),
+    [
+        ("chat_request_to_messages", ("tools", 0, "input_schema")),
+        ("messages_request_to_chat", ("tools", 0, "function", "parameters")),
+    ],
+)
+def test_outputs_do_not_alias_inputs(direction: str, schema_path: tuple[Any, ...]) -> None:
+    case = next(c.values[0] for c in golden_cases(direction) if "tools" in c.values[0]["input"])
+    before = copy.deepcopy(case["input"])
+    given_input = case["input"]  # not run(): that one translates a copy
+    if direction == "chat_request_to_messages":
+        schema = chat_request_to_messages(given_input, **case["options"])
+    else:
+        schema = messages_request_to_chat(given_input)
+    for key in schema_path:
+        schema = schema[key]
+    schema["properties"]["injected"] = {"type": "string"}
+    assert case["input"] == before

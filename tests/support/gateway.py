@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import uvicorn
 
 from interlace.cli.serve import bind_socket
+from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class GatewayServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
-    def __enter__(self) -> GatewayServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -54,7 +55,7 @@ class GatewayServer:
     async def _main(self) -> None:
         await self.runtime.start(wait_for_models=self._wait_for_models)
         config = uvicorn.Config(
-            self.runtime.build_app(), lifespan="off", access_log=False, log_level="warning", loop="none"
+            build_app(self.runtime), lifespan="off", access_log=False, log_level="warning", loop="none"
         )
         self._server = uvicorn.Server(config)
         task = asyncio.create_task(self._server.serve(sockets=[self._sock]))

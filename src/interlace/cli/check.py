@@ -16,8 +16,17 @@ __all__ = ["print_model_table"]
 
 def print_model_table(config: Config, console: Console) -> None:
     table = Table(title="models", show_lines=False)
-    for column in ("alias", "deployment", "provider", "upstream model", "base url", "weight", "timeouts", "tags",
-                   "key"):
+    for column in (
+        "alias",
+        "deployment",
+        "provider",
+        "upstream model",
+        "base url",
+        "weight",
+        "timeouts",
+        "tags",
+        "key",
+    ):
         table.add_column(column)
     for alias, model in config.models.items():
         for index, deployment in enumerate(model.deployments):
@@ -35,4 +44,6 @@ def print_model_table(config: Config, console: Console) -> None:
             )
     console.print(table)
     auth = "master key" if config.auth.enabled else "none (loopback only)"
-    console.print(f"server {config.server.host}:{config.server.port} · auth: {auth} · state: {config.state.dir}")
+    console.print(
+        f"server {config.server.host}:{config.server.port} · auth: {auth} · state: {config.state.dir}"
+    )

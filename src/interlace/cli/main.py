@@ -50,7 +50,9 @@ def serve(
 
 @app.command()
 def check(
-    file: Annotated[Path | None, typer.Argument(help="The configuration file (default ./interlace.yaml).")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="The configuration file (default ./interlace.yaml).")
+    ] = None,
 ) -> None:
     """Validate a configuration file and print the resolved model table."""
     console = Console()

@@ -13,6 +13,7 @@ import uvicorn
 
 from interlace import __version__
 from interlace.core.errors import ConfigError
+from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ def serve_forever(
 ) -> None:
     host = host or config.server.host
     port = config.server.port if port is None else port
-    if not _is_loopback(host) and not config.auth.enabled and not config.server.allow_unauthenticated_public_bind:
+    if (
+        not _is_loopback(host)
+        and not config.auth.enabled
+        and not config.server.allow_unauthenticated_public_bind
+    ):
         raise ConfigError(
             f"refusing to serve on {host} without authentication — set auth.master_key "
             "(e.g. `master_key: ${INTERLACE_MASTER_KEY}`), bind 127.0.0.1, or set "
@@ -68,7 +73,7 @@ async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) ->
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
     server = uvicorn.Server(
         uvicorn.Config(
-            runtime.build_app(),
+            build_app(runtime),
             loop="none",
             http="httptools",
             lifespan="off",

@@ -16,7 +16,10 @@ def embedded_default() -> Config:
         models={
             LOCAL_MODEL_ALIAS: ModelConfig(
                 deployments=[local],
-                description="all-MiniLM-L6-v2 on this machine: embeddings (384 dimensions) and zero-shot classification",
+                description=(
+                    "all-MiniLM-L6-v2 on this machine: embeddings (384 dimensions) "
+                    "and zero-shot classification"
+                ),
             )
         }
     )

@@ -65,7 +65,6 @@ def parse_config(
     text: str, *, filename: str = "<config>", environ: typing.Mapping[str, str] | None = None
 ) -> Config:
     """Validate configuration text; ``environ`` resolves ``${ENV}`` references."""
-    env = os.environ if environ is None else environ
     try:
         tree = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
@@ -76,86 +75,80 @@ def parse_config(
     if tree is None:
         tree = CommentedMap()
     if not isinstance(tree, CommentedMap):
-        raise ConfigError("the top level must be a mapping (server:, auth:, models:, …)", file=filename, line=1)
+        raise ConfigError(
+            "the top level must be a mapping (server:, auth:, models:, …)", file=filename, line=1
+        )
 
-    lines: dict[Path_, int] = {}
-    errors: list[ConfigError] = []
-    plain = _to_plain(tree, (), lines, env, filename, errors)
-    if errors:
-        raise ConfigErrors(errors)
+    resolver = _Resolver(filename, os.environ if environ is None else environ)
+    plain = resolver.plain(tree, ())
+    if resolver.errors:
+        raise ConfigErrors(resolver.errors)
     try:
         return Config.model_validate(plain)
     except ValidationError as exc:
         raise ConfigErrors(
-            [_explain(err, lines, filename) for err in exc.errors(include_url=False)]
+            [_explain(err, resolver.lines, filename) for err in exc.errors(include_url=False)]
         ) from None
 
 
-def _to_plain(
-    node: Any,
-    path: Path_,
-    lines: dict[Path_, int],
-    env: typing.Mapping[str, str],
-    filename: str,
-    errors: list[ConfigError],
-) -> Any:
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            line = node.lc.key(key)[0] + 1
-            child = (*path, str(key))
-            lines[child] = line
-            out[str(key)] = _to_plain(value, child, lines, env, filename, errors)
-        return out
-    if isinstance(node, CommentedSeq):
-        items: list[Any] = []
-        for index, value in enumerate(node):
-            child = (*path, index)
-            lines[child] = node.lc.item(index)[0] + 1
-            items.append(_to_plain(value, child, lines, env, filename, errors))
-        return items
-    if isinstance(node, str):
-        return _resolve_string(node, path, lines, env, filename, errors)
-    return node
+class _Resolver:
+    """Turns the YAML tree into plain data, noting each path's line and resolving ``${ENV}``."""
 
+    def __init__(self, filename: str, env: typing.Mapping[str, str]) -> None:
+        self.filename = filename
+        self.env = env
+        self.lines: dict[Path_, int] = {}
+        self.errors: list[ConfigError] = []
 
-def _resolve_string(
-    value: str,
-    path: Path_,
-    lines: dict[Path_, int],
-    env: typing.Mapping[str, str],
-    filename: str,
-    errors: list[ConfigError],
-) -> str:
-    line = _line_of(path, lines)
-    field = path[-1] if path else ""
-    if field in SECRET_FIELDS and not _WHOLE_ENV_REF.match(value.strip()):
-        var = "OPENAI_API_KEY" if field == "api_key" else "INTERLACE_MASTER_KEY"
-        errors.append(
-            ConfigError(
-                f"'{field}' holds a plain-text secret — write `{field}: ${{{var}}}` "
-                f"and export {var} in the environment",
-                file=filename,
-                line=line,
-            )
-        )
-        return value
+    def plain(self, node: Any, path: Path_) -> Any:
+        if isinstance(node, CommentedMap):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                child = (*path, str(key))
+                self.lines[child] = node.lc.key(key)[0] + 1
+                out[str(key)] = self.plain(value, child)
+            return out
+        if isinstance(node, CommentedSeq):
+            items: list[Any] = []
+            for index, value in enumerate(node):
+                child = (*path, index)
+                self.lines[child] = node.lc.item(index)[0] + 1
+                items.append(self.plain(value, child))
+            return items
+        if isinstance(node, str):
+            return self.string(node, path)
+        return node
 
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            errors.append(
+    def string(self, value: str, path: Path_) -> str:
+        line = _line_of(path, self.lines)
+        field = path[-1] if path else ""
+        if field in SECRET_FIELDS and not _WHOLE_ENV_REF.match(value.strip()):
+            var = "OPENAI_API_KEY" if field == "api_key" else "INTERLACE_MASTER_KEY"
+            self.errors.append(
                 ConfigError(
-                    f"environment variable {name} is not set — export {name}=… before starting, "
-                    f"or remove '{_dotted(path)}'",
-                    file=filename,
+                    f"'{field}' holds a plain-text secret — write `{field}: ${{{var}}}` "
+                    f"and export {var} in the environment",
+                    file=self.filename,
                     line=line,
                 )
             )
-            return ""
-        return env[name]
+            return value
 
-    return _ENV_REF.sub(substitute, value)
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.env:
+                self.errors.append(
+                    ConfigError(
+                        f"environment variable {name} is not set — export {name}=… before starting, "
+                        f"or remove '{_dotted(path)}'",
+                        file=self.filename,
+                        line=line,
+                    )
+                )
+                return ""
+            return self.env[name]
+
+        return _ENV_REF.sub(substitute, value)
 
 
 def _explain(err: Any, lines: dict[Path_, int], filename: str) -> ConfigError:

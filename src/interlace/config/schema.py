@@ -76,7 +76,7 @@ class DeploymentConfig(_Strict):
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> DeploymentConfig:
-        if self.provider in {"inference_v2"} and not self.base_url:
+        if self.provider == "inference_v2" and not self.base_url:
             msg = f"provider '{self.provider}' needs base_url (e.g. http://127.0.0.1:8080)"
             raise ValueError(msg)
         if self.api_style == "azure" and not (self.base_url and self.api_version):
@@ -123,7 +123,8 @@ class AuthConfig(_Strict):
 class StateConfig(_Strict):
     dir: str = Field(".interlace", description="Where the embedded default keeps its SQLite state.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite+aiosqlite under `dir`. postgresql+asyncpg://… at scale."
+        None,
+        description="SQLAlchemy URL; default sqlite+aiosqlite under `dir`. postgresql+asyncpg://… at scale.",
     )
 
 

@@ -29,8 +29,10 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "AuthenticationError",

@@ -18,7 +18,7 @@ from interlace.gateway.openapi import build_openapi
 from interlace.gateway.routes.chat import ChatRoutes
 from interlace.gateway.routes.classify import ClassifyRoutes
 from interlace.gateway.routes.embeddings import EmbeddingRoutes
-from interlace.gateway.routes.health import HealthRoutes, ReadinessProbe
+from interlace.gateway.routes.health import HealthRoutes
 from interlace.gateway.routes.inference_v2 import InferenceV2Routes
 from interlace.gateway.routes.messages import MessagesRoutes
 from interlace.gateway.routes.models import ModelRoutes
@@ -26,21 +26,22 @@ from interlace.gateway.routes.models import ModelRoutes
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from interlace.config.schema import Config
-    from interlace.routing.router import Router
+    from interlace.runtime import Runtime
 
 __all__ = ["build_app"]
 
 
-def build_app(*, config: Config, router: Router, probe: ReadinessProbe, started_at: int) -> Starlette:
+def build_app(runtime: Runtime) -> Starlette:
+    """The gateway for a runtime: every route, its middleware and error encoding."""
+    config, router = runtime.config, runtime.router
     limit = config.server.max_body_bytes
     chat = ChatRoutes(router, max_body_bytes=limit)
     embeddings = EmbeddingRoutes(router, max_body_bytes=limit)
     classify = ClassifyRoutes(router, max_body_bytes=limit)
     messages = MessagesRoutes(router, max_body_bytes=limit)
-    models = ModelRoutes(router, created=started_at)
+    models = ModelRoutes(router, created=runtime.started_at)
     inference = InferenceV2Routes(router, max_body_bytes=limit)
-    health = HealthRoutes(probe)
+    health = HealthRoutes(runtime)
     openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled))
 
     async def openapi_json(request: Request) -> Response:

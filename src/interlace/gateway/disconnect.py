@@ -22,7 +22,7 @@ __all__ = ["ClientDisconnected", "EventStreamResponse", "cancel_on_disconnect"]
 T = TypeVar("T")
 
 
-class ClientDisconnected(Exception):  # noqa: N818 - a signal, not an error for clients
+class ClientDisconnected(Exception):
     """The client closed the connection before the answer was ready."""
 
 
@@ -77,6 +77,7 @@ class EventStreamResponse(Response):
         self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        del scope
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         try:
             await _race(self._pump(send), receive)

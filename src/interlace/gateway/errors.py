@@ -11,13 +11,13 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from interlace.core.errors import InterlaceError, MethodNotAllowed, NotFound, RequestError
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
     from starlette.requests import Request
 
 __all__ = ["anthropic_error_body", "error_response", "handle_exception", "validation_error"]
@@ -93,7 +93,9 @@ async def handle_exception(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return error_response(_http_error(request, exc), path=path)
     reference = uuid.uuid4().hex[:12]
-    log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.url.path)
+    log.error(
+        "unhandled error (reference %s) on %s %s", reference, request.method, request.url.path, exc_info=exc
+    )
     error = InterlaceError(f"Internal error (reference {reference}); the gateway logged the details.")
     return error_response(error, path=path)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic.json_schema import models_json_schema
 
@@ -38,13 +38,25 @@ _ERROR = {
 }
 
 _OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, str]] = [
-    ("post", "/v1/chat/completions", "createChatCompletion", ChatCompletionRequest, "Chat completion (OpenAI)"),
+    (
+        "post",
+        "/v1/chat/completions",
+        "createChatCompletion",
+        ChatCompletionRequest,
+        "Chat completion (OpenAI)",
+    ),
     ("post", "/v1/embeddings", "createEmbedding", EmbeddingRequestBody, "Embeddings (OpenAI)"),
     ("post", "/v1/classify", "classify", ClassifyRequestBody, "Zero-shot classification"),
     ("post", "/v1/messages", "createMessage", MessagesRequestBody, "Messages (Anthropic)"),
     ("get", "/v1/models", "listModels", None, "List models"),
     ("get", "/v1/models/{model}", "retrieveModel", None, "Describe a model"),
-    ("post", "/v2/models/{model}/infer", "modelInfer", InferenceRequestBody, "Inference (Open Inference Protocol v2)"),
+    (
+        "post",
+        "/v2/models/{model}/infer",
+        "modelInfer",
+        InferenceRequestBody,
+        "Inference (Open Inference Protocol v2)",
+    ),
     ("get", "/v2/models/{model}", "modelMetadata", None, "Model metadata (Open Inference Protocol v2)"),
     ("get", "/healthz", "healthz", None, "Liveness"),
     ("get", "/readyz", "readyz", None, "Readiness"),
@@ -52,7 +64,8 @@ _OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, str]] = [
 
 
 def build_openapi(*, authenticated: bool) -> dict[str, Any]:
-    models = [(m, "validation") for _, _, _, m, _ in _OPERATIONS if m is not None]
+    mode: Literal["validation"] = "validation"
+    models = [(m, mode) for _, _, _, m, _ in _OPERATIONS if m is not None]
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for method, path, operation_id, model, summary in _OPERATIONS:
@@ -60,7 +73,10 @@ def build_openapi(*, authenticated: bool) -> dict[str, Any]:
             "operationId": operation_id,
             "summary": summary,
             "responses": {
-                "200": {"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "200": {
+                    "description": "Success",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
                 "default": {
                     "description": "Error",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Wire-protocol translation between the canonical OpenAI Chat Completions shape and other protocols.
 
 Everything below this package is pure: dicts in, dicts out, no I/O.

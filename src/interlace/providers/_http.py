@@ -185,7 +185,8 @@ class UpstreamClient:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(
-                f"Cannot connect to deployment '{self.name}' at {self.base_url}: {exc.os_error.strerror or exc}."
+                f"Cannot connect to deployment '{self.name}' at {self.base_url}: "
+                f"{exc.os_error.strerror or exc}."
             ) from None
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeout(

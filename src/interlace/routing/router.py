@@ -93,9 +93,7 @@ class Router:
         keyed.sort(key=lambda pair: pair[0], reverse=True)
         return [d for _, d in keyed]
 
-    async def _first_success(
-        self, route: ModelRoute, call: Callable[[Provider], Awaitable[T]]
-    ) -> T:
+    async def _first_success(self, route: ModelRoute, call: Callable[[Provider], Awaitable[T]]) -> T:
         last: UpstreamError | None = None
         for deployment in self.candidates(route):
             try:

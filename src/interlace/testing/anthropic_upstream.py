@@ -6,10 +6,10 @@ requires a key (``x-api-key``, or ``Authorization: Bearer`` as the current SDK s
 ``tool_result`` that answers no ``tool_use`` of the previous turn, and answers errors as
 ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``.
 
-The reply comes from the :mod:`~interlace.testing.echo` model, as in :mod:`~interlace.testing.openai_upstream`: ``"echo: <text>"``
-for the last user turn's text (tool results included), ``stop_sequences`` give ``stop_reason``
-``"stop_sequence"``, ``max_tokens`` ``"max_tokens"``, and ``call <tool>`` in a user turn (no tool result
-in it) naming an offered tool gives ``tool_use`` blocks and ``"tool_use"``. ``tool_choice``
+The reply comes from the :mod:`~interlace.testing.echo` model, as in the OpenAI fake: ``"echo: <text>"``
+for the last user turn's text (tool results included); ``stop_sequences`` give ``stop_reason``
+``"stop_sequence"``, ``max_tokens`` ``"max_tokens"``; ``call <tool>`` in a user turn (no tool result in
+it) naming an offered tool gives ``tool_use`` blocks and ``"tool_use"``. ``tool_choice``
 ``{"type": "tool"}``/``{"type": "any"}`` force a call, ``{"type": "none"}`` forbids one. Usage counts
 whitespace words and reports zero cache reads and writes.
 
@@ -24,12 +24,21 @@ from __future__ import annotations
 
 import itertools
 import re
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from interlace.testing.echo import EchoText, count_tokens, echo_text, tool_calls_in
-from interlace.testing.exchange import Exchange, Route, RouteSpec, UpstreamApp, match_route, sse
+from interlace.testing.exchange import (
+    Exchange,
+    RejectionError,
+    Route,
+    RouteSpec,
+    UpstreamApp,
+    match_route,
+    sse,
+)
 from interlace.testing.faults import NORMAL, Fault
 
 if TYPE_CHECKING:
@@ -38,37 +47,43 @@ if TYPE_CHECKING:
 __all__ = ["AnthropicUpstream"]
 
 _ARG_PIECE: Final = 8
-_TYPE_BY_STATUS: Final = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-_DEFAULT_MESSAGE: Final = {
-    "invalid_request_error": "Invalid request.",
-    "authentication_error": "invalid x-api-key",
-    "billing_error": "Your credit balance is too low to access the Anthropic API.",
-    "permission_error": "Your API key does not have permission to use the specified resource.",
-    "not_found_error": "Not found",
-    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
-    "rate_limit_error": "Number of requests has exceeded your per-minute rate limit.",
-    "api_error": "Internal server error",
-    "timeout_error": "Request timed out",
-    "overloaded_error": "Overloaded",
-}
-_KNOWN_CODES: Final = {  # OpenAI-style codes a fault may name, in Anthropic's words
-    "context_length_exceeded": (
-        "invalid_request_error",
-        "prompt is too long: 200001 tokens > 200000 maximum",
-    ),
-    "content_filter": ("invalid_request_error", "Output blocked by content filtering policy"),
-}
+_TYPE_BY_STATUS: Final = MappingProxyType(
+    {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        402: "billing_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        500: "api_error",
+        504: "timeout_error",
+        529: "overloaded_error",
+    }
+)
+_DEFAULT_MESSAGE: Final = MappingProxyType(
+    {
+        "invalid_request_error": "Invalid request.",
+        "authentication_error": "invalid x-api-key",
+        "billing_error": "Your credit balance is too low to access the Anthropic API.",
+        "permission_error": "Your API key does not have permission to use the specified resource.",
+        "not_found_error": "Not found",
+        "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+        "rate_limit_error": "Number of requests has exceeded your per-minute rate limit.",
+        "api_error": "Internal server error",
+        "timeout_error": "Request timed out",
+        "overloaded_error": "Overloaded",
+    }
+)
+_KNOWN_CODES: Final = MappingProxyType(
+    {  # OpenAI-style codes a fault may name, in Anthropic's words
+        "context_length_exceeded": (
+            "invalid_request_error",
+            "prompt is too long: 200001 tokens > 200000 maximum",
+        ),
+        "content_filter": ("invalid_request_error", "Output blocked by content filtering policy"),
+    }
+)
 
 
 def _block_text(block: Any) -> str:
@@ -119,7 +134,7 @@ class AnthropicUpstream(UpstreamApp):
         return [(b"request-id", b"req_%024x" % next(self._ids))]
 
     def error_body(self, status: int, code: str | None, message: str | None) -> dict[str, Any]:
-        if code in _KNOWN_CODES:
+        if code is not None and code in _KNOWN_CODES:
             kind, default = _KNOWN_CODES[code]
         else:
             fallback = "api_error" if status >= 500 else "invalid_request_error"  # noqa: PLR2004 - the 5xx class
@@ -132,32 +147,24 @@ class AnthropicUpstream(UpstreamApp):
         body = self.error_body(fault.http_status if fault.code else 529, fault.code, fault.message)
         return sse({"type": "error", "error": body["error"]}, "error")
 
-    async def _admit(self, ex: Exchange) -> bool:
+    def _admit(self, ex: Exchange) -> None:
         """Check the key and the API version the way the real API does."""
         headers = ex.record.headers
         bearer = headers.get("authorization", "")
         key = headers.get("x-api-key") or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
         if not key:
-            await ex.send_error(401, None, "x-api-key header is required")
-            return False
+            raise RejectionError("x-api-key header is required", status=401)
         if self.api_key is not None and key != self.api_key:
-            await ex.send_error(401, None, "invalid x-api-key")
-            return False
+            raise RejectionError("invalid x-api-key", status=401)
         if not headers.get("anthropic-version"):
-            await ex.send_error(400, None, "anthropic-version: header is required")
-            return False
-        return True
+            raise RejectionError("anthropic-version: header is required")
 
     async def _messages(self, ex: Exchange) -> None:
-        if not await self._admit(ex):
-            return
+        self._admit(ex)
         body = ex.body
-        problem = _request_problem(body, count_only=False)
-        if problem is not None:
-            await ex.send_error(400, None, problem)
-            return
+        _check_request(body, count_only=False)
         messages: list[dict[str, Any]] = body["messages"]
-        user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         text = _content_text(user.get("content"))
         answering = any(block.get("type") == "tool_result" for block in _blocks(user))
         calls = self._tool_calls(body, text) if messages[-1].get("role") == "user" and not answering else []
@@ -208,17 +215,12 @@ class AnthropicUpstream(UpstreamApp):
         return calls
 
     async def _count_tokens(self, ex: Exchange) -> None:
-        if not await self._admit(ex):
-            return
-        problem = _request_problem(ex.body, count_only=True)
-        if problem is not None:
-            await ex.send_error(400, None, problem)
-            return
+        self._admit(ex)
+        _check_request(ex.body, count_only=True)
         await ex.send_json({"input_tokens": _input_tokens(ex.body)})
 
     async def _list_models(self, ex: Exchange) -> None:
-        if not await self._admit(ex):
-            return
+        self._admit(ex)
         data = [
             {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
             for name in self.models
@@ -283,47 +285,50 @@ def _events(message: dict[str, Any], echo: EchoText) -> list[bytes]:
     return frames
 
 
-def _request_problem(body: Any, *, count_only: bool) -> str | None:
-    """What the real API would reject in a Messages request, or ``None``."""
+def _check_request(body: Any, *, count_only: bool) -> None:
+    """Reject what the real API rejects in a Messages request."""
     if not isinstance(body, dict):
-        return "The request body must be a JSON object."
+        raise RejectionError("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str):
-        return "model: Field required"
-    if not count_only and (not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1):
-        return (
-            "max_tokens: Field required"
-            if "max_tokens" not in body
-            else "max_tokens: must be an integer >= 1"
-        )
+        raise RejectionError("model: Field required")
+    if not count_only and "max_tokens" not in body:
+        raise RejectionError("max_tokens: Field required")
+    if not count_only and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
+        raise RejectionError("max_tokens: Input should be an integer greater than or equal to 1")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return (
+        raise RejectionError(
             "messages: Field required" if messages is None else "messages: at least one message is required"
         )
-    offered: set[str] = set()
+    _check_turns(messages)
+    stops = body.get("stop_sequences")
+    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
+        raise RejectionError("stop_sequences: Input should be a valid list of strings")
+    tools = body.get("tools") or []
+    if not isinstance(tools, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools
+    ):
+        raise RejectionError("tools: Input should be a valid list of tools, each with a name")
+    if not isinstance(body.get("tool_choice") or {}, dict):
+        raise RejectionError("tool_choice: Input should be a valid dictionary")
+
+
+def _check_turns(messages: list[Any]) -> None:
+    offered: set[str] = set()  # tool_use ids of the previous turn
     for index, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role == "system":
-            return (
-                'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, '
-                'not "system" as an input message role.'
+            raise RejectionError(
+                'messages: Unexpected role "system". The Messages API accepts a top-level `system` '
+                'parameter, not "system" as an input message role.'
             )
         if role not in {"user", "assistant"}:
-            return f"messages.{index}.role: Input should be 'user' or 'assistant'"
+            raise RejectionError(f"messages.{index}.role: Input should be 'user' or 'assistant'")
         for block in _blocks(message):
             if block.get("type") == "tool_result" and block.get("tool_use_id") not in offered:
-                return (
+                raise RejectionError(
                     f"messages.{index}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
-                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
-                    "block in the previous message."
+                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
                 )
         offered = {str(block.get("id")) for block in _blocks(message) if block.get("type") == "tool_use"}
-    stops = body.get("stop_sequences")
-    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
-        return "stop_sequences: Input should be a valid list of strings"
-    tools = body.get("tools")
-    if tools is not None and not (
-        isinstance(tools, list) and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools)
-    ):
-        return "tools: each tool needs a name"
-    return None

@@ -43,8 +43,8 @@ __all__ = [
     "JSON_TYPE",
     "SSE_TYPE",
     "Exchange",
-    "RejectionError",
     "Handler",
+    "RejectionError",
     "Route",
     "RouteSpec",
     "UpstreamApp",
@@ -330,16 +330,17 @@ class Exchange:
 
     async def abort(self) -> None:
         """Drop the connection now, without (the rest of) a response."""
-        self._ending = self._dropped = True
+        self._ending = True
         if not self._abort_transport():
             raise ConnectionAbortedError(
-                "this ASGI server does not expose its transport; cannot drop the connection"
+                "this ASGI server does not expose its transport to drop the connection"
             )
+        self._dropped = True
 
     def interrupt(self) -> None:
         """The server is shutting down: drop the connection and wake any pause."""
-        self._ending = self._dropped = True
-        self._abort_transport()
+        self._ending = True
+        self._dropped = self._abort_transport()
         self._gone.set()
 
     async def finish(self) -> None:

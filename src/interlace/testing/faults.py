@@ -315,16 +315,22 @@ class RecordedRequest:
 
 
 class RequestJournal:
-    """Every request an upstream received, and the client disconnects it saw; thread-safe."""
+    """Every request an upstream received, and the client disconnects it saw; thread-safe.
 
-    def __init__(self) -> None:
+    ``limit`` keeps only the latest requests (a long benchmark must not grow without bound); ``0``
+    keeps none, while :attr:`received` and :attr:`disconnects` still count.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
         self._changed = threading.Condition()
-        self._requests: list[RecordedRequest] = []
+        self._requests: deque[RecordedRequest] = deque(maxlen=limit)
+        self._received = 0
         self._disconnects = 0
 
     def record(self, request: RecordedRequest) -> None:
         with self._changed:
             self._requests.append(request)
+            self._received += 1
             self._changed.notify_all()
 
     def mark_disconnected(self, request: RecordedRequest) -> None:
@@ -341,6 +347,12 @@ class RequestJournal:
             return list(self._requests)
 
     @property
+    def received(self) -> int:
+        """How many requests arrived since the last :meth:`clear`, kept or not."""
+        with self._changed:
+            return self._received
+
+    @property
     def disconnects(self) -> int:
         """How many clients went away mid-response (during a delay, a stall or a stream)."""
         with self._changed:
@@ -349,15 +361,13 @@ class RequestJournal:
     def clear(self) -> None:
         with self._changed:
             self._requests.clear()
-            self._disconnects = 0
+            self._received = self._disconnects = 0
 
     def wait_for_requests(self, count: int, timeout: float = 2.0) -> list[RecordedRequest]:
-        """Block until at least ``count`` requests were recorded; raises :class:`TimeoutError`."""
+        """Block until at least ``count`` requests arrived; the kept ones, or :class:`TimeoutError`."""
         with self._changed:
-            if not self._changed.wait_for(lambda: len(self._requests) >= count, timeout):
-                raise TimeoutError(
-                    f"expected {count} request(s) within {timeout}s, got {len(self._requests)}"
-                )
+            if not self._changed.wait_for(lambda: self._received >= count, timeout):
+                raise TimeoutError(f"expected {count} request(s) within {timeout}s, got {self._received}")
             return list(self._requests)
 
     def wait_for_disconnects(self, count: int, timeout: float = 2.0) -> int:

@@ -20,7 +20,7 @@ import re
 import struct
 from typing import TYPE_CHECKING, Any, Final
 
-from interlace.testing.exchange import Exchange, Route, RouteSpec, UpstreamApp, match_route
+from interlace.testing.exchange import Exchange, RejectionError, Route, RouteSpec, UpstreamApp, match_route
 from interlace.testing.faults import DIRECTIVE_PREFIX, NORMAL, Fault
 
 if TYPE_CHECKING:
@@ -87,15 +87,17 @@ class InferenceV2Upstream(UpstreamApp):
         del code  # the v2 error shape has a message only
         return {"error": message or f"upstream failed with status {status}"}
 
-    def _problem(self, route: Route | None) -> tuple[int, str] | None:
-        """Why the model (and version) in the path cannot be served, if it cannot."""
-        name = route.params["model"] if route else ""
+    def _model(self, ex: Exchange) -> str:
+        """The model (and version) in the path; 404 when it is not served."""
+        name = ex.route.params["model"] if ex.route else ""
         if name not in self.models and not name.startswith(DIRECTIVE_PREFIX):
-            return 404, f"Request for unknown model: '{name}' is not found"
-        version = route.params.get("version") if route else None
+            raise RejectionError(f"Request for unknown model: '{name}' is not found", status=404)
+        version = ex.route.params.get("version") if ex.route else None
         if version is not None and version != "1":
-            return 404, f"Request for unknown model: '{name}' version {version} is not found"
-        return None
+            raise RejectionError(
+                f"Request for unknown model: '{name}' version {version} is not found", status=404
+            )
+        return name
 
     async def _server_metadata(self, ex: Exchange) -> None:
         await ex.send_json({"name": "interlace-testing", "version": "1", "extensions": []})
@@ -107,14 +109,11 @@ class InferenceV2Upstream(UpstreamApp):
         await ex.send_bytes(b"", status=200 if self.ready else 400, content_type=b"text/plain")
 
     async def _model_metadata(self, ex: Exchange) -> None:
-        problem = self._problem(ex.route)
-        if problem is not None:
-            await ex.send_error(problem[0], None, problem[1])
-            return
+        name = self._model(ex)
         tensor = {"datatype": "FP32", "shape": [-1]}
         await ex.send_json(
             {
-                "name": ex.route.params["model"] if ex.route else "",
+                "name": name,
                 "versions": ["1"],
                 "platform": "interlace_testing_sum",
                 "inputs": [{"name": "INPUT0", **tensor}],
@@ -123,30 +122,19 @@ class InferenceV2Upstream(UpstreamApp):
         )
 
     async def _model_ready(self, ex: Exchange) -> None:
-        problem = self._problem(ex.route)
-        if problem is not None:
-            await ex.send_error(problem[0], None, problem[1])
-            return
+        self._model(ex)
         await ex.send_bytes(b"", status=200 if self.ready else 400, content_type=b"text/plain")
 
     async def _infer(self, ex: Exchange) -> None:
-        problem = self._problem(ex.route)
-        if problem is not None:
-            await ex.send_error(problem[0], None, problem[1])
-            return
+        name = self._model(ex)
         if not self.ready:
-            await ex.send_error(503, None, "Model is not ready")
-            return
+            raise RejectionError("Model is not ready", status=503)
         if "inference-header-content-length" in ex.record.headers:
-            await ex.send_error(400, None, "the binary tensor data extension is not supported by this server")
-            return
+            raise RejectionError("the binary tensor data extension is not supported by this server")
         body = ex.body
         sums = _sums(body)
-        if isinstance(sums, str):
-            await ex.send_error(400, None, sums)
-            return
         response: dict[str, Any] = {
-            "model_name": ex.route.params["model"] if ex.route else "",
+            "model_name": name,
             "model_version": "1",
             "outputs": [{"name": "OUTPUT0", "datatype": "FP32", "shape": [len(sums)], "data": sums}],
         }
@@ -155,28 +143,33 @@ class InferenceV2Upstream(UpstreamApp):
         await ex.respond(response)
 
 
-def _sums(body: Any) -> list[float] | str:
-    """The toy model's output, or why the request is malformed."""
+def _sums(body: Any) -> list[float]:
+    """The toy model's output, rejecting a malformed request."""
     if not isinstance(body, dict):
-        return "Malformed request: the body must be a JSON object"
+        raise RejectionError("Malformed request: the body must be a JSON object")
     if "id" in body and not isinstance(body["id"], str):
-        return "Malformed request: 'id' must be a string"
+        raise RejectionError("Malformed request: 'id' must be a string")
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        return "Malformed request: 'inputs' must be a non-empty array of tensors"
-    sums: list[float] = []
-    for index, tensor in enumerate(inputs):
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            return f"Malformed request: inputs[{index}] needs a 'name'"
-        name, shape, datatype = tensor["name"], tensor.get("shape"), tensor.get("datatype")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            return f"Malformed request: input '{name}' needs a 'shape' of non-negative integers"
-        if datatype not in _NUMERIC:
-            return f"Malformed request: input '{name}' has datatype {datatype!r}; the toy model sums numeric tensors"
-        data = _flatten(tensor.get("data"))
-        if len(data) != math.prod(shape):
-            return f"Malformed request: input '{name}' has {len(data)} elements but shape {shape} needs {math.prod(shape)}"
-        if not all(isinstance(v, int | float) for v in data):
-            return f"Malformed request: input '{name}' has non-numeric data"
-        sums.append(_float32(math.fsum(data)))
-    return sums
+        raise RejectionError("Malformed request: 'inputs' must be a non-empty array of tensors")
+    return [_sum(index, tensor) for index, tensor in enumerate(inputs)]
+
+
+def _sum(index: int, tensor: Any) -> float:
+    if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+        raise RejectionError(f"Malformed request: inputs[{index}] needs a 'name'")
+    name, shape, datatype = tensor["name"], tensor.get("shape"), tensor.get("datatype")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise RejectionError(f"Malformed request: input '{name}' needs a 'shape' of non-negative integers")
+    if datatype not in _NUMERIC:
+        raise RejectionError(
+            f"Malformed request: input '{name}' has datatype {datatype!r}; the toy model sums numbers"
+        )
+    data, size = _flatten(tensor.get("data")), math.prod(shape)
+    if len(data) != size:
+        raise RejectionError(
+            f"Malformed request: input '{name}' has {len(data)} elements; shape {shape} has {size}"
+        )
+    if not all(isinstance(v, int | float) for v in data):
+        raise RejectionError(f"Malformed request: input '{name}' has non-numeric data")
+    return _float32(math.fsum(data))

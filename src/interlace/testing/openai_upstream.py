@@ -32,6 +32,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -44,7 +45,15 @@ from interlace.testing.echo import (
     message_text,
     tool_calls_in,
 )
-from interlace.testing.exchange import Exchange, Route, RouteSpec, UpstreamApp, match_route, sse
+from interlace.testing.exchange import (
+    Exchange,
+    RejectionError,
+    Route,
+    RouteSpec,
+    UpstreamApp,
+    match_route,
+    sse,
+)
 from interlace.testing.faults import NORMAL, Fault
 
 if TYPE_CHECKING:
@@ -56,47 +65,57 @@ _FINGERPRINT: Final = "fp_interlace_echo"
 _ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _ARG_PIECE: Final = 8
 _MIN_SERVER_ERROR: Final = 500
-_INT_BOUNDS: Final = {  # field -> (min, max) the real API accepts
-    "n": (1, 128),
-    "max_tokens": (1, 2**31),
-    "max_completion_tokens": (1, 2**31),
-    "top_logprobs": (0, 20),
-    "dimensions": (1, 4096),
-}
+_INT_BOUNDS: Final = MappingProxyType(
+    {  # field -> (min, max) the real API accepts
+        "n": (1, 128),
+        "max_tokens": (1, 2**31),
+        "max_completion_tokens": (1, 2**31),
+        "top_logprobs": (0, 20),
+        "dimensions": (1, 4096),
+    }
+)
 _COMPLETION_DETAILS: Final = (
     "reasoning_tokens",
     "audio_tokens",
     "accepted_prediction_tokens",
     "rejected_prediction_tokens",
 )
-_KNOWN_ERRORS: Final = {  # code -> (type, param, message)
-    "context_length_exceeded": (
-        "invalid_request_error",
-        "messages",
-        (
-            "This model's maximum context length is 128000 tokens. However, your messages resulted in more "
-            "tokens. Please reduce the length of the messages."
+_KNOWN_ERRORS: Final = MappingProxyType(
+    {  # code -> (type, param, message)
+        "context_length_exceeded": (
+            "invalid_request_error",
+            "messages",
+            (
+                "This model's maximum context length is 128000 tokens. However, your messages resulted "
+                "in more tokens. Please reduce the length of the messages."
+            ),
         ),
-    ),
-    "content_filter": (
-        "invalid_request_error",
-        "prompt",
-        "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
-    ),
-}
-_STATUS_ERRORS: Final = {  # status -> (type, code, message)
-    400: ("invalid_request_error", None, "Invalid request."),
-    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    403: ("permission_error", None, "You are not allowed to sample from this model."),
-    404: (
-        "invalid_request_error",
-        "model_not_found",
-        "The model does not exist or you do not have access to it.",
-    ),
-    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
-    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
-    503: ("server_error", None, "The server is overloaded or not ready yet."),
-}
+        "content_filter": (
+            "invalid_request_error",
+            "prompt",
+            "The response was filtered: the prompt triggered Azure OpenAI's content management policy.",
+        ),
+    }
+)
+_STATUS_ERRORS: Final = MappingProxyType(
+    {  # status -> (type, code, message)
+        400: ("invalid_request_error", None, "Invalid request."),
+        401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+        403: ("permission_error", None, "You are not allowed to sample from this model."),
+        404: (
+            "invalid_request_error",
+            "model_not_found",
+            "The model does not exist or you cannot access it.",
+        ),
+        429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+        500: (
+            "server_error",
+            None,
+            "The server had an error while processing your request. Sorry about that!",
+        ),
+        503: ("server_error", None, "The server is overloaded or not ready yet."),
+    }
+)
 
 
 def _logprob(token: str, top: int) -> dict[str, Any]:
@@ -140,7 +159,7 @@ class OpenAIUpstream(UpstreamApp):
         return [(b"x-request-id", b"req_%024x" % next(self._ids))]
 
     def error_body(self, status: int, code: str | None, message: str | None) -> dict[str, Any]:
-        if code in _KNOWN_ERRORS:
+        if code is not None and code in _KNOWN_ERRORS:
             kind, param, default = _KNOWN_ERRORS[code]
         else:
             fallback = _STATUS_ERRORS[500 if status >= _MIN_SERVER_ERROR else 400]
@@ -154,30 +173,26 @@ class OpenAIUpstream(UpstreamApp):
             }
         return {"error": error}
 
-    async def _admit(self, ex: Exchange) -> bool:
-        """Check the Azure api-version and the credentials; answer the error when they are wrong."""
+    def _admit(self, ex: Exchange) -> bool:
+        """Check the Azure api-version and the credentials; ``True`` for an Azure path."""
         azure = ex.route is not None and ex.route.model is not None
         if azure and not ex.record.query.get("api-version"):
             message = "The api-version query parameter (?api-version=) is required for all requests."
-            await ex.send_error(400, "MissingApiVersionParameter", message)
-            return False
+            raise RejectionError(message, code="MissingApiVersionParameter")
         headers = ex.record.headers
-        if self.api_key is None or headers.get("authorization") == f"Bearer {self.api_key}":
-            return True
-        if azure and headers.get("api-key") == self.api_key:
-            return True
-        await ex.send_error(401, "invalid_api_key", None)
-        return False
+        key = self.api_key
+        if (
+            key is not None
+            and headers.get("authorization") != f"Bearer {key}"
+            and headers.get("api-key") != key
+        ):
+            raise RejectionError("Incorrect API key provided.", status=401, code="invalid_api_key")
+        return azure
 
     async def _chat(self, ex: Exchange) -> None:
-        azure = ex.route is not None and ex.route.model is not None
-        if not await self._admit(ex):
-            return
+        azure = self._admit(ex)
         body = ex.body
-        problem = _chat_problem(body, azure=azure)
-        if problem is not None:
-            await ex.send_error(400, None, problem)
-            return
+        _check_chat(body, azure=azure)
         messages: list[dict[str, Any]] = body["messages"]
         last = messages[-1]
         if last.get("role") not in {"user", "tool"}:
@@ -193,19 +208,18 @@ class OpenAIUpstream(UpstreamApp):
             json_mode=response_format.get("type") in {"json_object", "json_schema"},
         )
         number = next(self._ids)
-        tool_calls = [
+        encoded = [(name, orjson.dumps(arguments).decode()) for name, arguments in calls]
+        tool_calls: list[dict[str, Any]] = [
             {
                 "id": f"call_{number:016x}{k:08x}",
                 "type": "function",
                 "function": {"name": name, "arguments": args},
             }
-            for k, (name, args) in enumerate(
-                (name, orjson.dumps(arguments).decode()) for name, arguments in calls
-            )
+            for k, (name, args) in enumerate(encoded)
         ]
         n = body.get("n") or 1
         prompt = sum(count_tokens(message_text(m.get("content"))) for m in messages)
-        each = sum(count_tokens(f"{c['function']['name']} {c['function']['arguments']}") for c in tool_calls)
+        each = sum(count_tokens(f"{name} {args}") for name, args in encoded)
         completion = n * (each if tool_calls else len(echo.words))
         usage = {
             "prompt_tokens": prompt,
@@ -218,12 +232,12 @@ class OpenAIUpstream(UpstreamApp):
             head={
                 "id": f"chatcmpl-{number:024x}",
                 "created": int(time.time()),
-                "model": body.get("model") or "",
+                "model": _model_name(ex),
             },
             echo=echo,
             tool_calls=tool_calls,
             n=n,
-            top=body.get("top_logprobs") or 0 if body.get("logprobs") else None,
+            top=(body.get("top_logprobs") or 0) if body.get("logprobs") else None,
             azure=azure,
         )
         if not body.get("stream"):
@@ -239,23 +253,16 @@ class OpenAIUpstream(UpstreamApp):
         if not offered or choice == "none":
             return []
         calls = tool_calls_in(text, offered)
-        if not calls and isinstance(choice, dict):
-            forced = (choice.get("function") or {}).get("name")
+        if not calls and isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            forced = str(choice["function"].get("name"))
             calls = [(forced, {})] if forced in offered else []
         if not calls and choice == "required":
             calls = [(offered[0], {})]
         return calls
 
     async def _embeddings(self, ex: Exchange) -> None:
-        if not await self._admit(ex):
-            return
         body = ex.body
-        problem = _embeddings_problem(body, azure=ex.route is not None and ex.route.model is not None)
-        if problem is not None:
-            await ex.send_error(400, None, problem)
-            return
-        raw = body["input"]
-        items: list[str | list[int]] = [raw] if isinstance(raw, str) or isinstance(raw[0], int) else list(raw)
+        items = _embedding_inputs(body, azure=self._admit(ex))
         dimensions = body.get("dimensions") or 8
         data = []
         for index, item in enumerate(items):
@@ -266,16 +273,20 @@ class OpenAIUpstream(UpstreamApp):
                 data.append({"object": "embedding", "index": index, "embedding": vector})
         tokens = sum(count_tokens(item) if isinstance(item, str) else len(item) for item in items)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        await ex.respond({"object": "list", "data": data, "model": body.get("model") or "", "usage": usage})
+        await ex.respond({"object": "list", "data": data, "model": _model_name(ex), "usage": usage})
 
     async def _list_models(self, ex: Exchange) -> None:
-        if not await self._admit(ex):
-            return
+        self._admit(ex)
         data = [
             {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "interlace"}
             for name in self.models
         ]
         await ex.send_json({"object": "list", "data": data})
+
+
+def _model_name(ex: Exchange) -> str:
+    """The model a response names: the request's, else the Azure deployment."""
+    return str(ex.body.get("model") or (ex.route.model if ex.route else None) or "")
 
 
 def _base64(vector: list[float]) -> str:
@@ -361,74 +372,86 @@ class _Reply:
         return [*deltas, ({}, None, self.finish)]
 
 
-def _bad_int(body: dict[str, Any], name: str) -> str | None:
+def _check_int(body: dict[str, Any], name: str) -> None:
     low, high = _INT_BOUNDS[name]
     value = body.get(name)
-    if value is None or (isinstance(value, int) and low <= value <= high):
-        return None
-    return f"Invalid '{name}': {value!r}; expected an integer from {low} to {high}."
+    if value is not None and not (isinstance(value, int) and low <= value <= high):
+        raise RejectionError(f"Invalid '{name}': {value!r}; expected an integer from {low} to {high}.")
 
 
-def _chat_problem(body: Any, *, azure: bool) -> str | None:
-    """What the real API would reject in a chat completion request, or ``None``."""
+def _check_common(body: Any, *, azure: bool) -> None:
     if not isinstance(body, dict):
-        return "The request body must be a JSON object."
+        raise RejectionError("The request body must be a JSON object.")
     if not azure and not isinstance(body.get("model"), str):
-        return "you must provide a model parameter"
-    messages = body.get("messages")
+        raise RejectionError("you must provide a model parameter")
+
+
+def _check_chat(body: Any, *, azure: bool) -> None:
+    """Reject what the real API rejects in a chat completion request."""
+    _check_common(body, azure=azure)
+    _check_messages(body.get("messages"))
+    for name in ("n", "max_tokens", "max_completion_tokens", "top_logprobs"):
+        _check_int(body, name)
+    if body.get("stream_options") is not None and not body.get("stream"):
+        raise RejectionError("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        raise RejectionError("'logprobs' must be set to true when 'top_logprobs' is used.")
+    for name in ("response_format", "stream_options"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise RejectionError(f"Invalid type for '{name}': expected an object.")
+    tools = body.get("tools")
+    if tools is not None and not (
+        _all(tools, dict) and all(isinstance(t.get("function"), dict) for t in tools)
+    ):
+        raise RejectionError("Invalid 'tools': expected an array of objects with a 'function' object.")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str) and not _all(stop, str):
+        raise RejectionError(f"Invalid 'stop': {stop!r}; expected a string or an array of strings.")
+
+
+def _check_messages(messages: Any) -> None:
+    if messages is None:
+        raise RejectionError("'messages' is a required property")
     if not isinstance(messages, list) or not messages:
-        return (
-            "'messages' is a required property"
-            if messages is None
-            else f"{messages!r} is too short - 'messages'"
-        )
-    answered: set[str] = set()
+        raise RejectionError(f"{messages!r} is too short - 'messages'")
+    answered: set[str] = set()  # ids of the tool calls made so far
     for index, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in _ROLES:
-            return f"Invalid value for 'messages[{index}].role': {role!r}."
-        answered.update(str(call.get("id")) for call in message.get("tool_calls") or ())
+            raise RejectionError(f"Invalid value for 'messages[{index}].role': {role!r}.")
+        answered.update(
+            str(call.get("id")) for call in message.get("tool_calls") or () if isinstance(call, dict)
+        )
         if role == "tool" and message.get("tool_call_id") not in answered:
-            return (
-                "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with "
-                f"'tool_calls' (messages[{index}].tool_call_id={message.get('tool_call_id')!r})."
+            raise RejectionError(
+                "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                f"with 'tool_calls' (messages[{index}].tool_call_id={message.get('tool_call_id')!r})."
             )
-    problems = (_bad_int(body, name) for name in ("n", "max_tokens", "max_completion_tokens", "top_logprobs"))
-    if (problem := next((p for p in problems if p), None)) is not None:
-        return problem
-    if body.get("stream_options") is not None and not body.get("stream"):
-        return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-    if body.get("top_logprobs") is not None and not body.get("logprobs"):
-        return "'logprobs' must be set to true when 'top_logprobs' is used."
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str) and not _strings(stop):
-        return f"Invalid 'stop': {stop!r}; expected a string or an array of strings."
-    return None
 
 
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+def _all(value: Any, kind: type) -> bool:
+    """Whether ``value`` is a non-empty list of ``kind``."""
+    return isinstance(value, list) and bool(value) and all(isinstance(item, kind) for item in value)
 
 
-def _embeddings_problem(body: Any, *, azure: bool) -> str | None:
-    if not isinstance(body, dict):
-        return "The request body must be a JSON object."
-    if not azure and not isinstance(body.get("model"), str):
-        return "you must provide a model parameter"
+def _embedding_inputs(body: Any, *, azure: bool) -> list[str | list[int]]:
+    """The inputs of an embeddings request, rejecting what the real API rejects."""
+    _check_common(body, azure=azure)
     raw = body.get("input")
     if raw is None:
-        return "'input' is a required property"
-    single = isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw))
-    items = [raw] if single else raw
-    tokens_ok = lambda item: isinstance(item, list) and item and all(isinstance(t, int) for t in item)  # noqa: E731
+        raise RejectionError("'input' is a required property")
+    items = [raw] if isinstance(raw, str) or _all(raw, int) else raw
     if (
         not isinstance(items, list)
         or not items
-        or not all((isinstance(i, str) and i) or tokens_ok(i) for i in items)
+        or not all((isinstance(i, str) and i) or _all(i, int) for i in items)
     ):
-        return "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
-    if (problem := _bad_int(body, "dimensions")) is not None:
-        return problem
+        raise RejectionError(
+            "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+        )
+    _check_int(body, "dimensions")
     if body.get("encoding_format", "float") not in {"float", "base64"}:
-        return f"Invalid 'encoding_format': {body.get('encoding_format')!r}; use 'float' or 'base64'."
-    return None
+        raise RejectionError(
+            f"Invalid 'encoding_format': {body.get('encoding_format')!r}; use 'float' or 'base64'."
+        )
+    return items

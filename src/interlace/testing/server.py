@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Final, Literal, Self
 import uvicorn
 
 from interlace.testing.anthropic_upstream import AnthropicUpstream
-from interlace.testing.exchange import UpstreamApp
 from interlace.testing.faults import (
     DIRECTIVE_PREFIX,
     NORMAL,
     Fault,
     FaultDirectiveError,
+    RequestJournal,
     parse_fault_directive,
 )
 from interlace.testing.inference_v2_upstream import InferenceV2Upstream
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
+    from interlace.testing.exchange import UpstreamApp
     from interlace.testing.faults import FaultScript, RecordedRequest
 
 __all__ = ["PROTOCOLS", "UpstreamServer", "main", "make_upstream"]
@@ -270,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FaultDirectiveError as exc:
             parser.error(str(exc))
     app = make_upstream(args.protocol, default_fault=default)
+    app.journal = RequestJournal(limit=0)  # nobody reads it here: count, keep nothing
     sock = _bind(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     sys.stderr.write(f"interlace {args.protocol} upstream on http://{host}:{sock.getsockname()[1]}\n")

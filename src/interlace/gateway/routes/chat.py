@@ -53,7 +53,9 @@ class ChatRoutes:
         return Response(orjson.dumps(answer), media_type="application/json")
 
 
-async def openai_events(chunks: AsyncIterator[dict[str, Any]], *, include_usage: bool) -> AsyncIterator[bytes]:
+async def openai_events(
+    chunks: AsyncIterator[dict[str, Any]], *, include_usage: bool
+) -> AsyncIterator[bytes]:
     """SSE frames for OpenAI clients; a broken stream ends with an error event, never ``[DONE]``."""
     try:
         async for chunk in chunks:

@@ -28,7 +28,9 @@ class ClassifyRoutes:
     async def classify(self, request: Request) -> Response:
         parsed = validate(ClassifyRequestBody, await read_json(request, self.max_body_bytes))
         inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
-        op = ClassifyRequest(model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label)
+        op = ClassifyRequest(
+            model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
+        )
         result = await cancel_on_disconnect(self.router.classify(op), request.receive)
         data = [
             {

@@ -33,7 +33,9 @@ class EmbeddingRoutes:
         parsed = validate(EmbeddingRequestBody, body)
         raw = parsed.input
         inputs: Any = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw
-        op = EmbeddingRequest(model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user)
+        op = EmbeddingRequest(
+            model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
+        )
         result = await cancel_on_disconnect(self.router.embed(op), request.receive)
         as_base64 = parsed.encoding_format == "base64"
         data = [

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Anthropic Messages ⇄ OpenAI Chat Completions translation (requests, responses and streams).
 
 :mod:`.to_anthropic` serves the ``anthropic`` provider (canonical request → Anthropic, Anthropic

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Anthropic Messages → OpenAI Chat Completions, and canonical answers back to Anthropic.
 
 Used by the gateway's Anthropic-compatible ``POST /v1/messages``: the client's Anthropic request
@@ -31,6 +30,7 @@ Where the protocols do not map 1:1:
 
 from __future__ import annotations
 
+import copy
 import uuid
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -306,7 +306,8 @@ def _chat_tool(tool: JSON, where: str) -> JSON:
     description = tool.get("description")
     if description is not None:
         function["description"] = _as_string(description, f"{where}.description")
-    function["parameters"] = _as_object(tool.get("input_schema"), f"{where}.input_schema")
+    # Copied so the canonical request never aliases the client's body.
+    function["parameters"] = copy.deepcopy(_as_object(tool.get("input_schema"), f"{where}.input_schema"))
     return {"type": "function", "function": function}
 
 

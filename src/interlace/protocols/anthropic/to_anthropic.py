@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """OpenAI Chat Completions → Anthropic Messages, and Anthropic's answers back to OpenAI.
 
 Used by the ``anthropic`` provider: the canonical (OpenAI-shaped) request becomes an Anthropic
@@ -37,6 +36,7 @@ Where the protocols do not map 1:1:
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -85,7 +85,9 @@ _DOCUMENT_MEDIA_TYPES: Final = frozenset({"application/pdf"})
 _ROLE_BY_CHAT_ROLE: Final[Mapping[str, str]] = MappingProxyType(
     {"user": "user", "assistant": "assistant", "tool": "user"}
 )
-_EMPTY_SCHEMA: Final[Mapping[str, Any]] = MappingProxyType({"type": "object", "properties": {}})
+_TOOL_CHOICE_TYPE: Final[Mapping[str, str]] = MappingProxyType(
+    {"none": "none", "auto": "auto", "required": "any"}
+)
 #: Fields whose presence (non-null, non-false) asks for something Anthropic cannot give back.
 _REJECTED_FIELDS: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -178,7 +180,10 @@ def _count(usage: Mapping[str, Any], key: str) -> int:
 
 
 def _chat_id(message_id: str) -> str:
-    return message_id if message_id.startswith(_CHAT_ID_PREFIX) else _CHAT_ID_PREFIX + message_id
+    """``msg_X`` → ``chatcmpl-X`` (from_anthropic maps back), so ids survive a round trip."""
+    if message_id.startswith(_CHAT_ID_PREFIX):
+        return message_id
+    return _CHAT_ID_PREFIX + message_id.removeprefix("msg_")
 
 
 def _text_blocks(text: str) -> list[JSON]:
@@ -230,7 +235,9 @@ def _reject_unsupported(body: JSON) -> None:
         raise RequestError("`n` must be 1: Anthropic models return a single choice.", param="n")
     modalities = body.get("modalities")
     if modalities is not None and any(m != "text" for m in _as_array(modalities, "modalities")):
-        raise RequestError("Only the `text` modality is supported by Anthropic models.", param="modalities")
+        raise RequestError(
+            '`modalities` must be ["text"]: Anthropic models only produce text.', param="modalities"
+        )
 
 
 def _max_tokens(body: JSON) -> int:
@@ -499,7 +506,10 @@ def _tool(tool: JSON, where: str) -> JSON:
         out["description"] = _as_string(description, f"{where}.function.description")
     parameters = function.get("parameters")
     out["input_schema"] = (
-        dict(_EMPTY_SCHEMA) if parameters is None else _as_object(parameters, f"{where}.function.parameters")
+        {"type": "object", "properties": {}}
+        if parameters is None
+        # Copied so the upstream body never aliases the caller's request.
+        else copy.deepcopy(_as_object(parameters, f"{where}.function.parameters"))
     )
     return out
 
@@ -507,9 +517,8 @@ def _tool(tool: JSON, where: str) -> JSON:
 def _tool_choice(value: Any) -> JSON | None:
     if value is None:
         return None
-    simple = {"none": "none", "auto": "auto", "required": "any"}
-    if isinstance(value, str) and value in simple:
-        return {"type": simple[value]}
+    if isinstance(value, str) and value in _TOOL_CHOICE_TYPE:
+        return {"type": _TOOL_CHOICE_TYPE[value]}
     if isinstance(value, dict) and value.get("type") == "function":
         function = _as_object(value.get("function"), "tool_choice.function")
         return {"type": "tool", "name": _as_string(function.get("name"), "tool_choice.function.name")}
@@ -658,11 +667,15 @@ class MessagesStreamToChatChunks:
         "output_tokens_details",
     )
 
+    _AFTER_START: Final = frozenset(
+        {"content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"}
+    )
+
     def __init__(self, *, model: str, include_usage: bool = False, created: int | None = None) -> None:
         self._model = model
         self._include_usage = include_usage
         self._created = int(time.time()) if created is None else created
-        self._id: str | None = None
+        self._id = ""
         self._finished = False
         #: Anthropic content block index → OpenAI ``tool_calls`` index.
         self._tool_index_by_block: dict[int, int] = {}
@@ -676,6 +689,8 @@ class MessagesStreamToChatChunks:
     def feed(self, event_type: str, data: JSON) -> list[JSON]:
         """The chunks (possibly none) one upstream event translates to."""
         data = _body(data, f"data of the upstream `{event_type}` event", _UPSTREAM)
+        if not self._id and event_type in self._AFTER_START:
+            raise UpstreamProtocolError(f"The upstream stream sent `{event_type}` before `message_start`.")
         match event_type:
             case "message_start":
                 return self._message_start(data)
@@ -693,8 +708,6 @@ class MessagesStreamToChatChunks:
                 return []
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
-        if self._id is None:
-            raise UpstreamProtocolError("The upstream stream sent content before `message_start`.")
         return {
             "id": self._id,
             "object": "chat.completion.chunk",

@@ -97,11 +97,17 @@ class FakeProvider(Provider):
         cut = await self._maybe_fail(streaming=True)
         text = _reply(request.body)
         ident = f"chatcmpl-fake-{_digest(text)[:12]}"
-        base = {"id": ident, "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": self.upstream_model}
+        base = {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.upstream_model,
+        }
         words = text.split(" ")
-        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                    "finish_reason": None}]}
+        yield {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
         for position, word in enumerate(words):
             if cut and position == len(words) // 2:
                 raise StreamInterrupted(f"Deployment '{self.name}' (fake) cut the stream.")

@@ -63,5 +63,7 @@ class InferenceV2Provider(Provider):
 
     def _object(self, answer: Any, what: str) -> dict[str, Any]:
         if not isinstance(answer, dict):
-            raise UpstreamProtocolError(f"Deployment '{self.name}' answered {what} that is not a JSON object.")
+            raise UpstreamProtocolError(
+                f"Deployment '{self.name}' answered {what} that is not a JSON object."
+            )
         return answer

@@ -89,7 +89,9 @@ class OpenAIProvider(Provider):
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         body = self._body(request, stream=True)
-        async with self.client.stream(f"{self._prefix}/chat/completions", body, params=self._params) as stream:
+        async with self.client.stream(
+            f"{self._prefix}/chat/completions", body, params=self._params
+        ) as stream:
             async for event in stream.events():
                 if event.data == b"[DONE]":
                     return
@@ -134,4 +136,6 @@ class OpenAIProvider(Provider):
             raise UpstreamProtocolError(
                 f"Deployment '{self.name}' answered embeddings in an unexpected shape: {str(answer)[:200]}"
             ) from None
-        return EmbeddingResult(vectors=vectors, prompt_tokens=prompt_tokens, model=str(answer.get("model", "")))
+        return EmbeddingResult(
+            vectors=vectors, prompt_tokens=prompt_tokens, model=str(answer.get("model", ""))
+        )

@@ -1,0 +1,3 @@
+"""Route handlers, one module per API family."""
+
+__all__: list[str] = []
