@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.gateway import GatewayServer
+from tests.support.stack import Stack, start_stack
 
 from interlace.config import embedded_default, parse_config
 from interlace.config.schema import Config
@@ -46,3 +47,17 @@ def local_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayS
     state = config.state.model_copy(update={"dir": str(tmp_path_factory.mktemp("state"))})
     with GatewayServer(config.model_copy(update={"state": state})) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A gateway in front of real OpenAI, Anthropic and OIP v2 upstreams on 127.0.0.1."""
+    yield from start_stack(tmp_path_factory.mktemp("state"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_stack_journals(request: pytest.FixtureRequest) -> None:
+    if "stack" in request.fixturenames:
+        stack: Stack = request.getfixturevalue("stack")
+        for upstream in (stack.openai, stack.anthropic, stack.inference):
+            upstream.reset()

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from interlace.testing.anthropic_upstream import AnthropicUpstream
-from interlace.testing.exchange import Exchange, Route, UpstreamApp
+from interlace.testing.exchange import Exchange, RejectionError, Route, UpstreamApp
 from interlace.testing.faults import (
     DIRECTIVE_PREFIX,
     NORMAL,
@@ -41,6 +41,7 @@ __all__ = [
     "InferenceV2Upstream",
     "OpenAIUpstream",
     "RecordedRequest",
+    "RejectionError",
     "RequestJournal",
     "Route",
     "UpstreamApp",

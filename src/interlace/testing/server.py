@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Final, Literal, Self
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from interlace.testing.anthropic_upstream import AnthropicUpstream
 from interlace.testing.faults import (
@@ -83,9 +84,11 @@ class _Server(uvicorn.Server):
 
 
 def _config(app: UpstreamApp, loop: str, *, quiet_logs: bool) -> uvicorn.Config:
-    extra = {"log_config": None} if quiet_logs else {}
+    # In a thread, leave logging alone (records propagate to the test's handlers); as a process,
+    # uvicorn's own configuration prints warnings and errors to stderr.
     return uvicorn.Config(
         app,
+        log_config=None if quiet_logs else LOGGING_CONFIG,
         loop=loop,
         http="httptools",
         ws="none",
@@ -93,7 +96,6 @@ def _config(app: UpstreamApp, loop: str, *, quiet_logs: bool) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
-        **extra,  # type: ignore[arg-type]
     )
 
 
