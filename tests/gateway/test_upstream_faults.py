@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import httpx
@@ -123,17 +124,14 @@ def test_anthropic_cut_stream_is_never_a_clean_done(stack: Stack) -> None:
 
 def test_stream_passes_chunks_as_they_arrive(stack: Stack) -> None:
     stack.openai.script.push(Fault(chunk_interval_ms=300), times=1)
-    arrivals: list[float] = []
     with httpx.stream(
         "POST",
         f"{stack.gateway.url}/v1/chat/completions",
         json={"model": "gpt", "stream": True, **CHAT},
         timeout=15,
     ) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                arrivals.append(time.monotonic())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+        arrivals = [time.monotonic() for line in response.iter_lines() if line.startswith("data: {")]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(arrivals) >= 5
     # chunks are spread out as the upstream sent them: no buffering until the end
     assert sum(1 for gap in gaps if gap > 0.2) >= 3
@@ -154,11 +152,12 @@ async def test_client_disconnect_cancels_the_upstream_request(stack: Stack) -> N
 
 async def test_client_disconnect_mid_stream_cancels_the_upstream_stream(stack: Stack) -> None:
     stack.openai.script.push(Fault(kind="stall_stream", chunks=2, seconds=5), times=1)
-    async with httpx.AsyncClient() as client:
-        async with client.stream(
-            "POST", f"{stack.gateway.url}/v1/chat/completions", json={"model": "gpt", "stream": True, **CHAT}
-        ) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: {"):
-                    break
+    url = f"{stack.gateway.url}/v1/chat/completions"
+    async with (
+        httpx.AsyncClient() as client,
+        client.stream("POST", url, json={"model": "gpt", "stream": True, **CHAT}) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("data: {"):
+                break
     assert await asyncio.to_thread(stack.openai.wait_for_disconnects, 1, 3.0) == 1
