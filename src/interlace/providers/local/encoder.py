@@ -141,7 +141,10 @@ class SentenceEncoder:
         if not texts:
             raise RequestError("The input must contain at least one text.", param="input")
         if not self.ready:
-            raise ServiceUnavailable(f"The local model '{self.name}' is not loaded yet; retry shortly.")
+            raise ServiceUnavailable(
+                f"The local model '{self.name}' is not loaded yet; retry shortly (GET /readyz tells when).",
+                headers={"retry-after": "2"},
+            )
         loop = asyncio.get_running_loop()
         chunk = self._settings.max_batch
         jobs = [
