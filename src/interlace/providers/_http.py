@@ -22,6 +22,7 @@ from interlace.core.errors import (
     StreamInterrupted,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -283,8 +284,12 @@ def _loop_time(monotonic_deadline: float) -> float:
 
 
 def base_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    """Default translation for statuses that mean the same in every protocol (401/403/404/5xx)."""
+    """Default translation for statuses that mean the same in every protocol (429/401/403/404/5xx)."""
     message = upstream_message(body)
+    if status == 429:  # noqa: PLR2004
+        return UpstreamRateLimited(
+            f"Deployment '{name}' is rate limited: {message}", retry_after=parse_retry_after(headers)
+        )
     if status in {401, 403}:
         return UpstreamError(
             f"Deployment '{name}' rejected the gateway's credentials ({status}: {message}) — "
@@ -294,5 +299,4 @@ def base_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) 
         return UpstreamError(
             f"Deployment '{name}' answered 404 ({message}) — check the deployment's base_url and model."
         )
-    del headers
     return UpstreamError(f"Deployment '{name}' failed with {status}: {message}")

@@ -9,10 +9,9 @@ from interlace.core.errors import (
     ContextWindowExceeded,
     InterlaceError,
     UpstreamError,
-    UpstreamRateLimited,
     UpstreamRejected,
 )
-from interlace.providers._http import base_error, parse_retry_after, upstream_message
+from interlace.providers._http import base_error, upstream_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,10 +24,6 @@ _OVERLOADED = 529
 
 def anthropic_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) -> InterlaceError:
     message = upstream_message(body)
-    if status == 429:  # noqa: PLR2004
-        return UpstreamRateLimited(
-            f"Deployment '{name}' is rate limited: {message}", retry_after=parse_retry_after(headers)
-        )
     if status == _OVERLOADED:
         return UpstreamError(f"Deployment '{name}' is overloaded (529): {message}")
     lowered = message.lower()

@@ -7,19 +7,17 @@ interrupted stream, never a complete answer.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from interlace.core.errors import StreamInterrupted
-from interlace.core.provider import Provider
 from interlace.protocols.anthropic import (
     MessagesStreamToChatChunks,
     chat_request_to_messages,
     messages_response_to_chat,
 )
-from interlace.providers._http import UpstreamClient
+from interlace.providers._base import HttpProvider
 from interlace.providers.anthropic.errors import anthropic_error
 
 if TYPE_CHECKING:
@@ -34,31 +32,22 @@ ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HttpProvider):
     kind: ClassVar[str] = "anthropic"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat"})
 
     def __init__(self, *, name: str, deployment: DeploymentConfig) -> None:
-        super().__init__(name=name)
-        self.upstream_model = deployment.model
-        headers = {"anthropic-version": ANTHROPIC_VERSION, **deployment.headers}
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.get_secret_value()
         base = (deployment.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.client = UpstreamClient(
+        super().__init__(
             name=name,
+            deployment=deployment,
             base_url=base.removesuffix("/v1"),
             headers=headers,
-            timeouts=deployment.timeouts,
-            max_connections=deployment.max_connections,
-            error_mapper=functools.partial(anthropic_error, name),
+            error_mapper=anthropic_error,
         )
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         body = chat_request_to_messages(request.body, upstream_model=self.upstream_model)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interlace.core.errors import InterlaceError, UpstreamRateLimited, UpstreamRejected
-from interlace.providers._http import base_error, parse_retry_after, upstream_message
+from interlace.core.errors import InterlaceError, UpstreamRejected
+from interlace.providers._http import base_error, upstream_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -17,10 +17,6 @@ _CLIENT_STATUSES = frozenset({400, 404, 409, 413, 422})
 
 def inference_v2_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) -> InterlaceError:
     message = upstream_message(body)
-    if status == 429:  # noqa: PLR2004
-        return UpstreamRateLimited(
-            f"Deployment '{name}' is rate limited: {message}", retry_after=parse_retry_after(headers)
-        )
     if status in _CLIENT_STATUSES:
         return UpstreamRejected(message, upstream_status=status)
     return base_error(name, status, body, headers)

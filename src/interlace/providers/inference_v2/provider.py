@@ -6,13 +6,11 @@ client used to the name the model server knows.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from interlace.core.errors import UpstreamProtocolError
-from interlace.core.provider import Provider
-from interlace.providers._http import UpstreamClient
+from interlace.providers._base import HttpProvider
 from interlace.providers.inference_v2.errors import inference_v2_error
 
 if TYPE_CHECKING:
@@ -22,30 +20,21 @@ if TYPE_CHECKING:
 __all__ = ["InferenceV2Provider"]
 
 
-class InferenceV2Provider(Provider):
+class InferenceV2Provider(HttpProvider):
     kind: ClassVar[str] = "inference_v2"
     operations: ClassVar[frozenset[Operation]] = frozenset({"infer"})
 
     def __init__(self, *, name: str, deployment: DeploymentConfig) -> None:
-        super().__init__(name=name)
-        self.upstream_model = deployment.model
-        headers = dict(deployment.headers)
+        headers = {}
         if deployment.api_key is not None:
             headers["authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
-        self.client = UpstreamClient(
+        super().__init__(
             name=name,
+            deployment=deployment,
             base_url=deployment.base_url or "",
             headers=headers,
-            timeouts=deployment.timeouts,
-            max_connections=deployment.max_connections,
-            error_mapper=functools.partial(inference_v2_error, name),
+            error_mapper=inference_v2_error,
         )
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     def _path(self, request: InferRequest, suffix: str) -> str:
         path = f"/v2/models/{quote(self.upstream_model, safe='')}"

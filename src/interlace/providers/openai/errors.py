@@ -10,10 +10,9 @@ from interlace.core.errors import (
     ContentPolicyViolation,
     ContextWindowExceeded,
     InterlaceError,
-    UpstreamRateLimited,
     UpstreamRejected,
 )
-from interlace.providers._http import base_error, parse_retry_after, upstream_message
+from interlace.providers._http import base_error, upstream_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,10 +26,6 @@ _CLIENT_STATUSES = frozenset({400, 409, 413, 415, 422})
 
 def openai_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) -> InterlaceError:
     message = upstream_message(body)
-    if status == 429:  # noqa: PLR2004
-        return UpstreamRateLimited(
-            f"Deployment '{name}' is rate limited: {message}", retry_after=parse_retry_after(headers)
-        )
     code, param = _code_and_param(body)
     if code in _CONTEXT_CODES:
         return ContextWindowExceeded(message, param=param or "messages")

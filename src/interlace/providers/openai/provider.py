@@ -7,15 +7,14 @@ only Azure differs, by path (``/openai/deployments/{model}/…``), ``?api-versio
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from interlace.core.errors import StreamInterrupted, UpstreamProtocolError
 from interlace.core.operations import EmbeddingResult
-from interlace.core.provider import Provider
-from interlace.providers._http import UpstreamClient, upstream_message
+from interlace.providers._base import HttpProvider
+from interlace.providers._http import upstream_message
 from interlace.providers.openai.errors import openai_error
 
 if TYPE_CHECKING:
@@ -29,38 +28,31 @@ __all__ = ["OpenAIProvider"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HttpProvider):
     kind: ClassVar[str] = "openai"
     operations: ClassVar[frozenset[Operation]] = frozenset({"chat", "embeddings"})
 
     def __init__(self, *, name: str, deployment: DeploymentConfig) -> None:
-        super().__init__(name=name)
-        self.upstream_model = deployment.model
         self._azure = deployment.api_style == "azure"
-        headers = dict(deployment.headers)
+        headers = {}
         key = deployment.api_key.get_secret_value() if deployment.api_key else None
-        if key:
-            headers["api-key" if self._azure else "authorization"] = key if self._azure else f"Bearer {key}"
+        if key and self._azure:
+            headers["api-key"] = key
+        elif key:
+            headers["authorization"] = f"Bearer {key}"
         if self._azure:
             self._params: dict[str, str] | None = {"api-version": deployment.api_version or ""}
             self._prefix = f"/openai/deployments/{deployment.model}"
         else:
             self._params = None
             self._prefix = ""
-        self.client = UpstreamClient(
+        super().__init__(
             name=name,
+            deployment=deployment,
             base_url=deployment.base_url or DEFAULT_BASE_URL,
             headers=headers,
-            timeouts=deployment.timeouts,
-            max_connections=deployment.max_connections,
-            error_mapper=functools.partial(openai_error, name),
+            error_mapper=openai_error,
         )
-
-    async def start(self) -> None:
-        await self.client.start()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body = dict(request.body)
