@@ -27,13 +27,23 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "AuthConfig",
+    "BreakerConfig",
     "Config",
     "DeploymentConfig",
     "LocalModelConfig",
     "ModelConfig",
+    "Price",
+    "RedisConfig",
+    "RetryConfig",
+    "RoutingConfig",
+    "RuleMatch",
     "ServerConfig",
+    "ShadowConfig",
+    "SplitArm",
     "StateConfig",
+    "Strategy",
     "Timeouts",
+    "TrafficRule",
 ]
 
 ProviderKind = Literal["openai", "anthropic", "inference_v2", "local", "fake"]
@@ -54,6 +64,15 @@ class Timeouts(_Strict):
     total: float = Field(600.0, gt=0, description="The whole attempt, including the body or stream.")
 
 
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0, description="Defaults to the input price.")
+    reasoning: float | None = Field(None, ge=0, description="Defaults to the output price.")
+
+
 class DeploymentConfig(_Strict):
     """One upstream that serves a model alias."""
 
@@ -70,6 +89,18 @@ class DeploymentConfig(_Strict):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(256, ge=1, description="Connection pool size to this upstream.")
     tags: dict[str, str] = Field(default_factory=dict, description="e.g. {region: eu, tier: premium}.")
+    price: Price = Field(default_factory=Price, description="For cost-aware routing and usage cost.")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="Bulkhead: requests in flight to this deployment at once (default unbounded)."
+    )
+    max_queue: int = Field(
+        0, ge=0, description="Bulkhead: requests that may wait for a slot; beyond, fail over."
+    )
+    supports_prefill: bool | None = Field(
+        None,
+        description="Can continue an assistant message given as the last turn (mid-stream recovery). "
+        "Default: true for anthropic, false otherwise.",
+    )
     options: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Provider-specific settings (fake: latency, faults)."
     )
@@ -85,11 +116,122 @@ class DeploymentConfig(_Strict):
         return self
 
 
+class RetryConfig(_Strict):
+    """Retries within one model alias: exponential backoff with full jitter, never before Retry-After."""
+
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts across the alias's deployments, first included."
+    )
+    base_delay: float = Field(
+        0.25, ge=0, description="Seconds; the n-th retry waits up to base_delay * 2**n."
+    )
+    max_delay: float = Field(8.0, ge=0, description="Cap of one backoff, in seconds.")
+    max_retry_after: float = Field(
+        30.0, ge=0, description="A Retry-After longer than this is not waited for: fail over or give up."
+    )
+
+
+class BreakerConfig(_Strict):
+    """A circuit breaker per deployment, on the failure rate over a sliding window."""
+
+    enabled: bool = True
+    window: float = Field(30.0, gt=0, description="Seconds of outcomes the failure rate is computed over.")
+    min_requests: int = Field(
+        5, ge=1, description="Outcomes in the window before the rate can open the breaker."
+    )
+    failure_rate: float = Field(0.5, gt=0, le=1, description="Open at or above this share of failures.")
+    open_for: float = Field(30.0, gt=0, description="Seconds open before half-open probes are let through.")
+    half_open_probes: int = Field(1, ge=1, description="Probes allowed at once while half-open.")
+
+
+class ShadowConfig(_Strict):
+    """Mirror a sample of this alias's requests to a candidate model; the client never waits for it."""
+
+    model: str = Field(description="The candidate model alias.")
+    sample: float = Field(0.1, ge=0, le=1, description="Share of requests mirrored.")
+
+
+Strategy = Literal["weighted", "round_robin", "least_in_flight", "lowest_latency", "cost"]
+
+
 class ModelConfig(_Strict):
     """A model alias clients ask for, served by one or more deployments."""
 
     deployments: list[DeploymentConfig] = Field(min_length=1)
     description: str | None = None
+    strategy: Strategy = Field("weighted", description="How a deployment is chosen among the healthy ones.")
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Aliases tried in order when this one fails."
+    )
+    context_fallbacks: list[str] = Field(
+        default_factory=list, description="Aliases tried when the input exceeds the context window."
+    )
+    content_policy_fallbacks: list[str] = Field(
+        default_factory=list, description="Aliases tried after a content-policy refusal (opt-in)."
+    )
+    shadow: ShadowConfig | None = None
+
+
+class SplitArm(_Strict):
+    model: str
+    weight: float = Field(gt=0)
+
+
+class RuleMatch(_Strict):
+    """All given conditions must hold."""
+
+    model: str | None = Field(None, description="The model alias the client asked for.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Header name → exact value ('*': present)."
+    )
+    metadata: dict[str, str] = Field(default_factory=dict, description="Request metadata key → exact value.")
+    api_keys: list[str] = Field(default_factory=list, description="Key ids or names the rule applies to.")
+    tenants: list[str] = Field(default_factory=list)
+
+
+class TrafficRule(_Strict):
+    """Send matching requests to a model, or split them over several (A/B, canary), stickily."""
+
+    name: str
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    model: str | None = Field(None, description="Route to this alias.")
+    split: list[SplitArm] = Field(default_factory=list, description="Weighted arms; weights are relative.")
+    sticky: str = Field(
+        "user",
+        description="What keeps one caller in one arm: 'user' (body.user), 'key' (API key), "
+        "'header:NAME', 'metadata:NAME'. Without a value the request is assigned at random.",
+    )
+    require_tags: dict[str, str] = Field(
+        default_factory=dict, description="Only deployments with these tags."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TrafficRule:
+        if (self.model is None) == (not self.split):
+            msg = f"rule '{self.name}' needs exactly one of model: or split:"
+            raise ValueError(msg)
+        return self
+
+
+class RoutingConfig(_Strict):
+    rules: list[TrafficRule] = Field(default_factory=list, description="First matching rule wins.")
+    deadline_header: str = Field(
+        "x-interlace-timeout",
+        description="Clients may shorten the total deadline with this header (seconds).",
+    )
+    max_deadline: float = Field(
+        600.0, gt=0, description="Upper bound of a request's total deadline, seconds."
+    )
+    tags_header: str = Field(
+        "x-interlace-tags", description="Clients may require deployment tags: 'region=eu,tier=gold'."
+    )
+
+
+class RedisConfig(_Strict):
+    url: str = Field("redis://127.0.0.1:6379/0", description="Shared state across gateway instances.")
+    prefix: str = Field("interlace", description="Key prefix, so several gateways can share one Redis.")
 
 
 class LocalModelConfig(_Strict):
@@ -134,6 +276,10 @@ class Config(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     local: LocalModelConfig = Field(default_factory=LocalModelConfig)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    redis: RedisConfig | None = Field(
+        None, description="Without it, breaker and limits state is per process."
+    )
 
     @field_validator("models")
     @classmethod

@@ -171,7 +171,8 @@ class UpstreamClient:
         except TimeoutError:
             raise UpstreamTimeout(
                 f"Deployment '{self.name}' sent no response headers within "
-                f"first_byte={self.timeouts.first_byte:g}s."
+                f"first_byte={self.timeouts.first_byte:g}s.",
+                code="first_byte_timeout",
             ) from None
 
     @contextlib.contextmanager
@@ -182,7 +183,8 @@ class UpstreamClient:
             raise
         except TimeoutError:
             raise UpstreamTimeout(
-                f"Deployment '{self.name}' did not finish within total={self.timeouts.total:g}s."
+                f"Deployment '{self.name}' did not finish within total={self.timeouts.total:g}s.",
+                code="total_timeout",
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(
@@ -192,7 +194,8 @@ class UpstreamClient:
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeout(
                 f"Deployment '{self.name}' did not accept a connection within "
-                f"connect={self.timeouts.connect:g}s."
+                f"connect={self.timeouts.connect:g}s.",
+                code="connect_timeout",
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             error = StreamInterrupted if phase == "stream" else UpstreamUnavailable
@@ -240,10 +243,12 @@ class UpstreamStream:
             except TimeoutError:
                 if remaining <= idle:
                     raise StreamInterrupted(
-                        f"Deployment '{client.name}' exceeded total={client.timeouts.total:g}s mid-stream."
+                        f"Deployment '{client.name}' exceeded total={client.timeouts.total:g}s mid-stream.",
+                        code="total_timeout",
                     ) from None
                 raise StreamInterrupted(
-                    f"Deployment '{client.name}' went silent for idle={idle:g}s mid-stream."
+                    f"Deployment '{client.name}' went silent for idle={idle:g}s mid-stream.",
+                    code="idle_timeout",
                 ) from None
 
 
