@@ -18,6 +18,7 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
     │   └── ModelNotFound             404  lists the available models
     ├── UnsupportedOperation          400  the model cannot do what was asked (e.g. chat on minilm)
     ├── ServiceUnavailable            503  the gateway itself is not ready (model still loading)
+    │   └── CapacityExceeded          503  every candidate's bulkhead is full (with Retry-After)
     └── UpstreamError                 502  an upstream failed in a way that is not the client's fault
         ├── UpstreamRateLimited       429  passed through with its Retry-After
         ├── UpstreamTimeout           504  connect, first byte or total deadline passed
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "CapacityExceeded",
     "ConfigError",
     "ContentPolicyViolation",
     "ContextWindowExceeded",
@@ -175,6 +177,10 @@ class ServiceUnavailable(InterlaceError):
     status_code = 503
     error_type = "server_error"
     default_code = "not_ready"
+
+
+class CapacityExceeded(ServiceUnavailable):
+    default_code = "capacity_exceeded"
 
 
 class UpstreamError(InterlaceError):
