@@ -8,17 +8,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from typing import TYPE_CHECKING
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from interlace.core.errors import ConfigError
 from interlace.providers.registry import build_provider
-from interlace.routing.router import Deployment, ModelRoute, Router
+from interlace.resilience.breaker import Breakers
+from interlace.resilience.breaker_store import MemoryBreakerStore, RedisBreakerStore
+from interlace.routing.deployment import Deployment, ModelRoute
+from interlace.routing.router import Router
+from interlace.routing.rules import TrafficRules
+from interlace.routing.strategies import build_strategy
 from interlace.store.database import Database, default_database_url
 
 if TYPE_CHECKING:
-    from interlace.config.schema import Config
+    from interlace.config.schema import Config, ModelConfig
     from interlace.core.provider import Provider
     from interlace.providers.local import SentenceEncoder
+    from interlace.resilience.breaker_store import BreakerStore
 
 __all__ = ["Runtime"]
 
@@ -30,25 +41,44 @@ class Runtime:
         self.config = config
         self.config_source = config_source
         self.started_at = int(time.time())
+        self.rng = random.Random()  # noqa: S311 - load spreading and sampling, not security
         self.database = Database(config.state.database_url or default_database_url(config.state.dir))
+        self.redis: Redis | None = (
+            Redis.from_url(config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            if config.redis is not None
+            else None
+        )
+        store: BreakerStore = (
+            RedisBreakerStore(self.redis, prefix=config.redis.prefix)
+            if self.redis is not None and config.redis is not None
+            else MemoryBreakerStore()
+        )
+        self.breakers = Breakers(store)
         self._encoders: dict[str, SentenceEncoder] = {}
         self._loading: list[asyncio.Task[None]] = []
-        routes: dict[str, ModelRoute] = {}
         self.providers: list[Provider] = []
-        for alias, model in config.models.items():
-            deployments = []
-            for index, deployment in enumerate(model.deployments):
-                provider = build_provider(f"{alias}/{index}", deployment, encoders=self._encoder)
-                self.providers.append(provider)
-                deployments.append(Deployment(provider=provider, config=deployment))
-            operations = frozenset().union(*(d.provider.operations for d in deployments))
-            routes[alias] = ModelRoute(
-                alias=alias,
-                deployments=tuple(deployments),
-                description=model.description,
-                operations=operations,
-            )
-        self.router = Router(routes)
+        routes = {alias: self._route(alias, model) for alias, model in config.models.items()}
+        _check_references(config)
+        self.router = Router(
+            routes,
+            breakers=self.breakers,
+            rules=TrafficRules(config.routing.rules, rng=self.rng),
+            rng=self.rng,
+        )
+
+    def _route(self, alias: str, model: ModelConfig) -> ModelRoute:
+        deployments = []
+        for index, deployment in enumerate(model.deployments):
+            provider = build_provider(f"{alias}/{index}", deployment, encoders=self._encoder)
+            self.providers.append(provider)
+            deployments.append(Deployment(provider=provider, config=deployment))
+        return ModelRoute(
+            alias=alias,
+            deployments=tuple(deployments),
+            config=model,
+            strategy=build_strategy(model.strategy, self.rng),
+            operations=frozenset().union(*(d.provider.operations for d in deployments)),
+        )
 
     def _encoder(self, model: str) -> SentenceEncoder:
         from interlace.providers.local import build_encoder  # noqa: PLC0415 - torch only when used
@@ -78,10 +108,38 @@ class Runtime:
                 await task
         await asyncio.gather(*(p.aclose() for p in self.providers), return_exceptions=True)
         await asyncio.gather(*(e.aclose() for e in self._encoders.values()), return_exceptions=True)
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.database.aclose()
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"config": True, "database": await self.database.ping()}
+        if self.redis is not None:
+            try:
+                checks["redis"] = bool(await self.redis.ping())
+            except RedisError:
+                checks["redis"] = False
         for name, encoder in self._encoders.items():
             checks[f"local_model:{name}"] = encoder.ready
         return checks
+
+
+def _check_references(config: Config) -> None:
+    """Every alias named by a fallback chain, a shadow or a traffic rule must exist."""
+    known = set(config.models)
+    problems: list[str] = []
+    for alias, model in config.models.items():
+        for field in ("fallbacks", "context_fallbacks", "content_policy_fallbacks"):
+            problems += [
+                f"models.{alias}.{field} names '{m}'" for m in getattr(model, field) if m not in known
+            ]
+        if model.shadow is not None and model.shadow.model not in known:
+            problems.append(f"models.{alias}.shadow.model names '{model.shadow.model}'")
+    for rule in config.routing.rules:
+        targets = [rule.model] if rule.model else [arm.model for arm in rule.split]
+        problems += [f"routing.rules '{rule.name}' names '{m}'" for m in targets if m not in known]
+    if problems:
+        raise ConfigError(
+            f"{'; '.join(problems)}, which is not a model — add it under models: or fix the name "
+            f"(models: {', '.join(sorted(known)) or 'none'})"
+        )

@@ -109,17 +109,20 @@ def test_stall_mid_stream_ends_at_the_idle_deadline(stack: Stack) -> None:
     assert "idle=0.5s" in frames[-1]
 
 
-def test_error_after_the_first_chunk(stack: Stack) -> None:
-    frames = _stream_frames(stack, "error-mid-stream")
-    assert "data: [DONE]" not in frames
-    assert '"error"' in frames[-1]
-    assert "mid-stream" in frames[-1]
+def test_error_before_the_first_token_is_an_http_error(stack: Stack) -> None:
+    # the upstream sends its role chunk, then an error event: nothing reached the client yet,
+    # so the client gets a plain 502 naming the upstream's error instead of a broken stream
+    reply = _post(stack, "error-mid-stream", stream=True)
+    assert reply.status_code == 502
+    assert "mid-stream" in reply.json()["error"]["message"]
 
 
-def test_anthropic_cut_stream_is_never_a_clean_done(stack: Stack) -> None:
-    frames = _stream_frames(stack, "claude-cut")
-    assert "data: [DONE]" not in frames
-    assert "stream_interrupted" in frames[-1]
+def test_anthropic_stream_cut_before_any_token_is_an_http_error(stack: Stack) -> None:
+    # message_start, content_block_start and ping arrive, then the connection drops: no token
+    # reached the client, so it gets a 502 rather than an empty stream
+    reply = _post(stack, "claude-cut", stream=True)
+    assert reply.status_code == 502
+    assert reply.json()["error"]["code"] == "stream_interrupted"
 
 
 def test_stream_passes_chunks_as_they_arrive(stack: Stack) -> None:

@@ -60,6 +60,9 @@ class Timeouts(_Strict):
 
     connect: float = Field(5.0, gt=0, description="TCP + TLS connect.")
     first_byte: float = Field(60.0, gt=0, description="From sending the request to the response headers.")
+    first_token: float = Field(
+        60.0, gt=0, description="From sending a streamed request to its first content chunk."
+    )
     idle: float = Field(60.0, gt=0, description="Longest silence between two chunks of a stream.")
     total: float = Field(600.0, gt=0, description="The whole attempt, including the body or stream.")
 

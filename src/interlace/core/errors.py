@@ -30,7 +30,8 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+import copy
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -85,6 +86,14 @@ class InterlaceError(Exception):
     def status(self) -> int:
         """The HTTP status this error is answered with (instances may refine the class default)."""
         return self.status_code
+
+    def with_message(self, message: str) -> Self:
+        """The same error (class, status, code, headers) with another message."""
+        clone = copy.copy(self)
+        clone.message = message
+        clone.args = (message,)
+        clone.headers = dict(self.headers)
+        return clone
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI-style error body."""

@@ -8,10 +8,12 @@ adapters for other protocols (Anthropic Messages) translate at their edge.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 __all__ = [
+    "ChatChunks",
     "ChatRequest",
     "ClassifyRequest",
     "ClassifyResult",
@@ -26,6 +28,9 @@ Operation = Literal["chat", "embeddings", "classify", "infer"]
 
 JSON = dict[str, Any]
 
+#: A chat completion stream: OpenAI-shaped chunks as they arrive.
+ChatChunks: TypeAlias = AsyncGenerator[dict[str, Any], None]
+
 
 @dataclass(slots=True, kw_only=True)
 class ChatRequest:
@@ -35,6 +40,8 @@ class ChatRequest:
     body: JSON
     stream: bool = False
     include_usage: bool = False
+    deadline: float | None = None
+    """Absolute ``time.monotonic()`` by which the whole request must be done (None: no bound)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -43,6 +50,7 @@ class EmbeddingRequest:
     inputs: list[str] | list[list[int]]
     dimensions: int | None = None
     user: str | None = None
+    deadline: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +66,7 @@ class ClassifyRequest:
     inputs: list[str]
     labels: list[str]
     multi_label: bool = False
+    deadline: float | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -83,3 +92,4 @@ class InferRequest:
     body: JSON
     version: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    deadline: float | None = None

@@ -15,6 +15,7 @@ from interlace.core.errors import InterlaceError
 from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import MasterKeyAuth
 from interlace.gateway.openapi import build_openapi
+from interlace.gateway.route_context import ContextFactory
 from interlace.gateway.routes.chat import ChatRoutes
 from interlace.gateway.routes.classify import ClassifyRoutes
 from interlace.gateway.routes.embeddings import EmbeddingRoutes
@@ -35,12 +36,13 @@ def build_app(runtime: Runtime) -> Starlette:
     """The gateway for a runtime: every route, its middleware and error encoding."""
     config, router = runtime.config, runtime.router
     limit = config.server.max_body_bytes
-    chat = ChatRoutes(router, max_body_bytes=limit)
-    embeddings = EmbeddingRoutes(router, max_body_bytes=limit)
-    classify = ClassifyRoutes(router, max_body_bytes=limit)
-    messages = MessagesRoutes(router, max_body_bytes=limit)
+    contexts = ContextFactory(config.routing)
+    chat = ChatRoutes(router, contexts, max_body_bytes=limit)
+    embeddings = EmbeddingRoutes(router, contexts, max_body_bytes=limit)
+    classify = ClassifyRoutes(router, contexts, max_body_bytes=limit)
+    messages = MessagesRoutes(router, contexts, max_body_bytes=limit)
     models = ModelRoutes(router, created=runtime.started_at)
-    inference = InferenceV2Routes(router, max_body_bytes=limit)
+    inference = InferenceV2Routes(router, contexts, max_body_bytes=limit)
     health = HealthRoutes(runtime)
     openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled))
 

@@ -112,9 +112,10 @@ class UpstreamClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> Any:
         """Send a request and return the decoded JSON answer, within the total deadline."""
-        deadline = time.monotonic() + self.timeouts.total
+        deadline = self._deadline(deadline)
         data = orjson.dumps(body) if body is not None else None
         with self._translate("response"):
             async with asyncio.timeout_at(_loop_time(deadline)):
@@ -139,9 +140,10 @@ class UpstreamClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> AsyncIterator[UpstreamStream]:
         """Open a streamed POST; yields once the upstream's 2xx headers arrived."""
-        deadline = time.monotonic() + self.timeouts.total
+        deadline = self._deadline(deadline)
         with self._translate("response"):
             async with asyncio.timeout_at(_loop_time(deadline)):
                 response = await self._send("POST", path, orjson.dumps(body), params, headers)
@@ -153,6 +155,11 @@ class UpstreamClient:
             yield UpstreamStream(self, response, deadline)
         finally:
             response.close()
+
+    def _deadline(self, request_deadline: float | None) -> float:
+        """This attempt's deadline: the deployment's total, shortened by the request's own deadline."""
+        own = time.monotonic() + self.timeouts.total
+        return own if request_deadline is None else min(own, request_deadline)
 
     async def _send(
         self,
@@ -298,10 +305,12 @@ def base_error(name: str, status: int, body: bytes, headers: Mapping[str, str]) 
     if status in {401, 403}:
         return UpstreamError(
             f"Deployment '{name}' rejected the gateway's credentials ({status}: {message}) — "
-            "check the deployment's api_key."
+            "check the deployment's api_key.",
+            code="upstream_misconfigured",
         )
     if status == 404:  # noqa: PLR2004
         return UpstreamError(
-            f"Deployment '{name}' answered 404 ({message}) — check the deployment's base_url and model."
+            f"Deployment '{name}' answered 404 ({message}) — check the deployment's base_url and model.",
+            code="upstream_misconfigured",
         )
     return UpstreamError(f"Deployment '{name}' failed with {status}: {message}")

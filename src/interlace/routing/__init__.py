@@ -1,5 +1,7 @@
-"""Routing: model aliases to deployments, strategies and failover."""
+"""Routing: traffic rules, model aliases to deployments, strategies, retries, fallbacks, recovery."""
 
-from interlace.routing.router import Deployment, ModelRoute, Router
+from interlace.routing.context import Attempt, RouteContext
+from interlace.routing.deployment import Deployment, ModelRoute
+from interlace.routing.router import Router
 
-__all__ = ["Deployment", "ModelRoute", "Router"]
+__all__ = ["Attempt", "Deployment", "ModelRoute", "RouteContext", "Router"]

@@ -1,34 +1,42 @@
-"""The router: model alias → deployments, chosen by weight, failing over before anything was sent.
+"""The router: traffic rules → model alias → attempt loop → fallback chains.
 
-This is the seam the routing strategies, retries, breakers and fallbacks plug into. What holds now:
-
-- candidates are ordered by weighted random choice without replacement;
-- an upstream failure that may succeed elsewhere (connection refused, timeout, 429, 5xx, malformed
-  answer) moves to the next candidate; a request error (400, context window, content policy) never
-  does;
-- a stream is committed to a deployment only when its first chunk arrived: until then a failure
-  fails over; after it, a failure reaches the client as an interrupted stream.
+- Traffic rules may send a request to another alias or split it over several (A/B, canary).
+- Each alias is served by its :class:`AttemptLoop` (strategy, breakers, bulkheads, retries).
+- When an alias is exhausted, its ``fallbacks`` are tried in order; a context-window error goes
+  to ``context_fallbacks`` instead, and a content-policy refusal to ``content_policy_fallbacks``
+  when (and only when) that chain is configured. When everything failed, one error lists every
+  attempt.
+- A stream is committed to a deployment at its first token: until then a failure (or a first token
+  slower than the deployment's ``first_token`` deadline) fails over; after it,
+  :mod:`interlace.routing.recovery` continues a cut stream where a deployment can.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+import asyncio
+import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from interlace.core.errors import (
+    ContentPolicyViolation,
+    ContextWindowExceeded,
+    InterlaceError,
     ModelNotFound,
     StreamInterrupted,
     UnsupportedOperation,
     UpstreamError,
-    UpstreamRejected,
+    UpstreamTimeout,
 )
+from interlace.routing.attempts import AttemptLoop, Held
+from interlace.routing.recovery import RecoveringStream
+from interlace.routing.rules import RequestFacts
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable
+    import random
+    from collections.abc import Awaitable, Callable
 
-    from interlace.config.schema import DeploymentConfig
     from interlace.core.operations import (
+        ChatChunks,
         ChatRequest,
         ClassifyRequest,
         ClassifyResult,
@@ -38,126 +46,14 @@ if TYPE_CHECKING:
         Operation,
     )
     from interlace.core.provider import Provider
+    from interlace.resilience.breaker import Breakers
+    from interlace.routing.context import RouteContext
+    from interlace.routing.deployment import Deployment, ModelRoute
+    from interlace.routing.rules import TrafficRules
 
-__all__ = ["Deployment", "ModelRoute", "Router"]
+__all__ = ["Router"]
 
 T = TypeVar("T")
-
-
-@dataclass(slots=True, frozen=True)
-class Deployment:
-    provider: Provider
-    config: DeploymentConfig
-
-    @property
-    def name(self) -> str:
-        return self.provider.name
-
-
-@dataclass(slots=True, frozen=True)
-class ModelRoute:
-    alias: str
-    deployments: tuple[Deployment, ...]
-    description: str | None = None
-    operations: frozenset[Operation] = field(default_factory=frozenset)
-
-    @property
-    def ready(self) -> bool:
-        return any(d.provider.ready for d in self.deployments)
-
-
-class Router:
-    def __init__(self, routes: dict[str, ModelRoute], *, rng: random.Random | None = None) -> None:
-        self.routes = routes
-        self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
-
-    def route(self, alias: str, operation: Operation) -> ModelRoute:
-        route = self.routes.get(alias)
-        if route is None:
-            serving = [name for name, r in self.routes.items() if operation in r.operations]
-            raise ModelNotFound(alias, serving)
-        if operation not in route.operations:
-            serving = sorted(name for name, r in self.routes.items() if operation in r.operations)
-            raise UnsupportedOperation(
-                f"The model '{alias}' does not serve {_OPERATION_NAMES[operation]}. "
-                f"Models that do: {', '.join(serving) or 'none configured'}.",
-                param="model",
-            )
-        return route
-
-    def candidates(self, route: ModelRoute) -> list[Deployment]:
-        if len(route.deployments) == 1:
-            return list(route.deployments)
-        rng = self._rng
-        keyed = [(rng.random() ** (1.0 / d.config.weight), d) for d in route.deployments]
-        keyed.sort(key=lambda pair: pair[0], reverse=True)
-        return [d for _, d in keyed]
-
-    async def _first_success(self, route: ModelRoute, call: Callable[[Provider], Awaitable[T]]) -> T:
-        last: UpstreamError | None = None
-        for deployment in self.candidates(route):
-            try:
-                return await call(deployment.provider)
-            except UpstreamRejected:
-                raise
-            except UpstreamError as exc:
-                last = exc
-        assert last is not None  # a route has at least one deployment
-        raise last
-
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
-        route = self.route(request.model, "chat")
-        return await self._first_success(route, lambda p: p.chat(request))
-
-    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
-        """Chunks of the first deployment that produced one; later failures interrupt the stream."""
-        route = self.route(request.model, "chat")
-        last: UpstreamError | None = None
-        for deployment in self.candidates(route):
-            stream = deployment.provider.stream_chat(request)
-            try:
-                first = await anext(stream)
-            except StopAsyncIteration:
-                last = StreamInterrupted(f"Deployment '{deployment.name}' ended the stream before any chunk.")
-                continue
-            except UpstreamRejected:
-                await stream.aclose()
-                raise
-            except UpstreamError as exc:
-                await stream.aclose()
-                last = exc
-                continue
-            return _prepend(first, stream)
-        assert last is not None
-        raise last
-
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        route = self.route(request.model, "embeddings")
-        return await self._first_success(route, lambda p: p.embed(request))
-
-    async def classify(self, request: ClassifyRequest) -> ClassifyResult:
-        route = self.route(request.model, "classify")
-        return await self._first_success(route, lambda p: p.classify(request))
-
-    async def infer(self, request: InferRequest) -> dict[str, Any]:
-        route = self.route(request.model, "infer")
-        return await self._first_success(route, lambda p: p.infer(request))
-
-    async def model_metadata(self, request: InferRequest) -> dict[str, Any]:
-        route = self.route(request.model, "infer")
-        return await self._first_success(route, lambda p: p.model_metadata(request))
-
-
-async def _prepend(
-    first: dict[str, Any], rest: AsyncGenerator[dict[str, Any], None]
-) -> AsyncGenerator[dict[str, Any], None]:
-    try:
-        yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await rest.aclose()
-
 
 _OPERATION_NAMES: dict[str, str] = {
     "chat": "chat completions",
@@ -165,3 +61,200 @@ _OPERATION_NAMES: dict[str, str] = {
     "classify": "classification",
     "infer": "Open Inference Protocol inference",
 }
+
+
+class Router:
+    def __init__(
+        self,
+        routes: dict[str, ModelRoute],
+        *,
+        breakers: Breakers,
+        rules: TrafficRules,
+        rng: random.Random,
+    ) -> None:
+        self.routes = routes
+        self.rules = rules
+        self.attempts = AttemptLoop(breakers, rng=rng)
+
+    def route(self, alias: str, operation: Operation) -> ModelRoute:
+        route = self.routes.get(alias)
+        serving = sorted(name for name, r in self.routes.items() if operation in r.operations)
+        if route is None:
+            raise ModelNotFound(alias, serving)
+        if operation not in route.operations:
+            raise UnsupportedOperation(
+                f"The model '{alias}' does not serve {_OPERATION_NAMES[operation]}. "
+                f"Models that do: {', '.join(serving) or 'none configured'}.",
+                param="model",
+            )
+        return route
+
+    def _resolve(self, model: str, operation: Operation, ctx: RouteContext) -> ModelRoute:
+        ctx.requested_model = model
+        if self.rules:
+            decision = self.rules.decide(
+                RequestFacts(
+                    model=model,
+                    headers=ctx.headers,
+                    api_key=ctx.api_key,
+                    tenant=ctx.tenant,
+                    user=ctx.user,
+                    metadata=ctx.metadata,
+                )
+            )
+            ctx.rule = decision.rule
+            if decision.require_tags:
+                ctx.required_tags = {**ctx.required_tags, **decision.require_tags}
+            model = decision.model
+        return self.route(model, operation)
+
+    async def _serve(
+        self,
+        model: str,
+        operation: Operation,
+        ctx: RouteContext,
+        call: Callable[[Deployment], Awaitable[T]],
+        *,
+        hold: bool = False,
+    ) -> T | Held[T]:
+        primary = self._resolve(model, operation, ctx)
+        chain = [primary]
+        index = 0
+        while True:
+            route = chain[index]
+            try:
+                return await self.attempts.run(route, call, ctx, hold=hold)
+            except ContextWindowExceeded as error:
+                chain, index = self._switch(chain, index, primary.config.context_fallbacks, operation, error)
+            except ContentPolicyViolation as error:
+                chain, index = self._switch(
+                    chain, index, primary.config.content_policy_fallbacks, operation, error
+                )
+            except UpstreamError as error:
+                if index == 0 and len(chain) == 1:
+                    chain += [self.route(alias, operation) for alias in primary.config.fallbacks]
+                if index + 1 >= len(chain):
+                    raise _exhausted(error, ctx) from None
+                index += 1
+            ctx.fallback = True
+
+    def _switch(
+        self,
+        chain: list[ModelRoute],
+        index: int,
+        aliases: list[str],
+        operation: Operation,
+        error: InterlaceError,
+    ) -> tuple[list[ModelRoute], int]:
+        """Move to a dedicated chain (context window, content policy); its models are tried once."""
+        tried = {route.alias for route in chain[: index + 1]}
+        remaining = [self.route(alias, operation) for alias in aliases if alias not in tried]
+        if not remaining:
+            raise error
+        return [*chain[: index + 1], *remaining], index + 1
+
+    async def chat(self, request: ChatRequest, ctx: RouteContext) -> dict[str, Any]:
+        request.deadline = ctx.deadline
+        answer = await self._serve(request.model, "chat", ctx, lambda d: d.provider.chat(request))
+        assert isinstance(answer, dict)
+        return answer
+
+    async def stream_chat(self, request: ChatRequest, ctx: RouteContext) -> ChatChunks:
+        """ChatChunks of the first deployment whose first token arrived; a cut later is recovered if it can be."""
+        request.deadline = ctx.deadline
+        held = await self._serve(request.model, "chat", ctx, lambda d: _first_token(d, request), hold=True)
+        assert isinstance(held, Held)
+        route = self.routes[ctx.served_model or request.model]
+        recovery = RecoveringStream(self, request, ctx, route)
+        return recovery.run(held.value, release=held.release)
+
+    async def continue_stream(
+        self, request: ChatRequest, ctx: RouteContext, route: ModelRoute, failed: str
+    ) -> Held[ChatChunks]:
+        """Open a continuation of a cut stream on a deployment that declares it can continue one."""
+        held = await self.attempts.run(
+            route,
+            lambda d: _first_token(d, request),
+            ctx,
+            hold=True,
+            eligible=lambda d: d.supports_prefill,
+        )
+        assert isinstance(held, Held)
+        del failed
+        return held
+
+    async def embed(self, request: EmbeddingRequest, ctx: RouteContext) -> EmbeddingResult:
+        request.deadline = ctx.deadline
+        return await self._plain(request.model, "embeddings", ctx, lambda p: p.embed(request))
+
+    async def classify(self, request: ClassifyRequest, ctx: RouteContext) -> ClassifyResult:
+        request.deadline = ctx.deadline
+        return await self._plain(request.model, "classify", ctx, lambda p: p.classify(request))
+
+    async def infer(self, request: InferRequest, ctx: RouteContext) -> dict[str, Any]:
+        request.deadline = ctx.deadline
+        return await self._plain(request.model, "infer", ctx, lambda p: p.infer(request))
+
+    async def model_metadata(self, request: InferRequest, ctx: RouteContext) -> dict[str, Any]:
+        request.deadline = ctx.deadline
+        return await self._plain(request.model, "infer", ctx, lambda p: p.model_metadata(request))
+
+    async def _plain(
+        self, model: str, operation: Operation, ctx: RouteContext, call: Callable[[Provider], Awaitable[T]]
+    ) -> T:
+        result = await self._serve(model, operation, ctx, lambda d: call(d.provider))
+        assert not isinstance(result, Held)
+        return result
+
+
+async def _first_token(deployment: Deployment, request: ChatRequest) -> ChatChunks:
+    """Open a stream and wait for its first token; the chunks before it are kept and replayed."""
+    stream = deployment.provider.stream_chat(request)
+    limit = deployment.config.timeouts.first_token
+    if request.deadline is not None:
+        limit = min(limit, max(0.0, request.deadline - time.monotonic()))
+    buffered: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(limit):
+            async for chunk in stream:
+                buffered.append(chunk)
+                if _carries_output(chunk):
+                    break
+            else:
+                raise StreamInterrupted(f"Deployment '{deployment.name}' ended the stream before any token.")
+    except TimeoutError:
+        await stream.aclose()
+        raise UpstreamTimeout(
+            f"Deployment '{deployment.name}' sent no token within first_token={limit:g}s.",
+            code="first_token_timeout",
+        ) from None
+    except BaseException:
+        await stream.aclose()
+        raise
+    return _replay(buffered, stream)
+
+
+def _carries_output(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+            return True
+    return bool(chunk.get("usage"))
+
+
+async def _replay(buffered: list[dict[str, Any]], rest: ChatChunks) -> ChatChunks:
+    try:
+        for chunk in buffered:
+            yield chunk
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()
+
+
+def _exhausted(error: UpstreamError, ctx: RouteContext) -> UpstreamError:
+    """The last error, its message listing every attempt of the request."""
+    if len(ctx.attempts) <= 1:
+        return error
+    lines = "; ".join(attempt.describe() for attempt in ctx.attempts)
+    return error.with_message(f"All {len(ctx.attempts)} attempts failed: {lines}")

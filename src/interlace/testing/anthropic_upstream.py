@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from interlace.testing.echo import EchoText, count_tokens, echo_text, tool_calls_in
+from interlace.testing.echo import EchoText, continue_echo, count_tokens, echo_text, tool_calls_in
 from interlace.testing.exchange import (
     Exchange,
     RejectionError,
@@ -169,11 +169,13 @@ class AnthropicUpstream(UpstreamApp):
         answering = any(block.get("type") == "tool_result" for block in _blocks(user))
         calls = self._tool_calls(body, text) if messages[-1].get("role") == "user" and not answering else []
         echo = echo_text(text, stop=body.get("stop_sequences") or (), max_tokens=body["max_tokens"])
+        if messages[-1].get("role") == "assistant":  # a prefill: continue the answer it starts
+            echo = continue_echo(echo, _content_text(messages[-1].get("content")))
         number = next(self._ids)
         content: list[dict[str, Any]] = [
             {"type": "tool_use", "id": f"toolu_{number:016x}{k:08x}", "name": name, "input": arguments}
             for k, (name, arguments) in enumerate(calls)
-        ] or [{"type": "text", "text": echo.text}]
+        ] or [{"type": "text", "text": "".join(echo.pieces())}]
         output = (
             sum(count_tokens(f"{b['name']} {orjson.dumps(b['input']).decode()}") for b in content)
             if calls
@@ -253,10 +255,7 @@ def _events(message: dict[str, Any], echo: EchoText) -> list[bytes]:
     for index, block in enumerate(message["content"]):
         if block["type"] == "text":
             opening: dict[str, Any] = {"type": "text", "text": ""}
-            words = echo.words
-            deltas = [
-                {"type": "text_delta", "text": word if i == 0 else f" {word}"} for i, word in enumerate(words)
-            ]
+            deltas = [{"type": "text_delta", "text": piece} for piece in echo.pieces()]
         else:
             opening = {**block, "input": {}}
             arguments = orjson.dumps(block["input"]).decode()

@@ -29,7 +29,15 @@ import orjson
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
 
-__all__ = ["EchoText", "count_tokens", "echo_text", "embedding_vector", "message_text", "tool_calls_in"]
+__all__ = [
+    "EchoText",
+    "continue_echo",
+    "count_tokens",
+    "echo_text",
+    "embedding_vector",
+    "message_text",
+    "tool_calls_in",
+]
 
 _CALL: Final = re.compile(r"\bcall\s+([A-Za-z0-9_-]+)")
 
@@ -57,6 +65,12 @@ class EchoText:
     finish: Literal["stop", "length"]
     #: The stop sequence that ended the reply, if one did.
     stop_sequence: str | None
+    #: The reply continues an assistant prefill: its first word follows the prefill after a space.
+    continued: bool = False
+
+    def pieces(self) -> list[str]:
+        """The reply as streamed: a word per chunk, each after the first led by a space."""
+        return [word if i == 0 and not self.continued else f" {word}" for i, word in enumerate(self.words)]
 
     @property
     def text(self) -> str:
@@ -75,6 +89,14 @@ def echo_text(
     if max_tokens is not None and len(words) > max_tokens:
         return EchoText(words[:max_tokens], "length", None)
     return EchoText(words, "stop", matched)
+
+
+def continue_echo(echo: EchoText, prefill: str) -> EchoText:
+    """The rest of ``echo`` after an assistant prefill that is a prefix of it (prefill continuation)."""
+    done = prefill.split()
+    if tuple(done) == echo.words[: len(done)]:
+        return EchoText(echo.words[len(done) :], echo.finish, echo.stop_sequence, continued=True)
+    return EchoText(echo.words, echo.finish, echo.stop_sequence, continued=True)
 
 
 def tool_calls_in(text: str, offered: Collection[str]) -> list[tuple[str, dict[str, Any]]]:

@@ -295,6 +295,12 @@ class Exchange:
         fault = self.fault
         self._start_watch()
         await self._start(200, SSE_TYPE, ((b"cache-control", b"no-cache"),), None)
+        if fault.kind == "malformed" and fault.chunks is not None:
+            k = fault.chunks
+            events = (*events[:k], b'data: {"id": "broken\n\n', *events[k:])
+            if await self._events((*events, terminator) if terminator else events):
+                await self._end()
+            return
         if fault.kind == "malformed":
             first = events[0] if events else b"data: {}\n\n"
             if await self._events((first[: len(first) // 2].rstrip(b"\n") + b"\n\n",)):

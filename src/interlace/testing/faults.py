@@ -31,7 +31,8 @@ At most one kind key; without one the kind is ``none`` (``"fault:latency_ms=50"`
 - ``refuse``: the connection is dropped without any response.
 - ``slow_headers``: nothing for ``seconds``, then a normal response.
 - ``malformed``: 200 whose body is truncated JSON (or, with ``text``, an HTML page); for a stream, the
-  first event's data is truncated JSON.
+  first event's data is truncated JSON — or, with ``chunks``, one malformed event is slipped in after
+  ``chunks`` good ones and the stream goes on to its normal end.
 - ``cut_stream``: ``chunks`` stream events, then the connection is dropped (no terminator, no final
   HTTP chunk). A non-stream response sends half its declared body, then drops.
 - ``stall_stream``: ``chunks`` stream events, silence for ``seconds``, then the rest. A non-stream
@@ -90,7 +91,7 @@ _APPLIES: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
         "code": frozenset({"status", "error_after_first_chunk"}),
         "message": frozenset({"status", "error_after_first_chunk"}),
         "seconds": frozenset({"slow_headers", "stall_stream"}),
-        "chunks": frozenset({"cut_stream", "stall_stream"}),
+        "chunks": frozenset({"cut_stream", "stall_stream", "malformed"}),
         "body": frozenset({"malformed"}),
     }
 )

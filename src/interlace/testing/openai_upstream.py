@@ -39,6 +39,7 @@ import orjson
 
 from interlace.testing.echo import (
     EchoText,
+    continue_echo,
     count_tokens,
     echo_text,
     embedding_vector,
@@ -207,6 +208,8 @@ class OpenAIUpstream(UpstreamApp):
             max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
             json_mode=response_format.get("type") in {"json_object", "json_schema"},
         )
+        if messages[-1].get("role") == "assistant":  # a prefill (vLLM continue_final_message style)
+            echo = continue_echo(echo, message_text(messages[-1].get("content")))
         number = next(self._ids)
         encoded = [(name, orjson.dumps(arguments).decode()) for name, arguments in calls]
         tool_calls: list[dict[str, Any]] = [
@@ -307,7 +310,7 @@ class _Reply:
         return "tool_calls" if self.tool_calls else self.echo.finish
 
     def tokens(self) -> list[str]:
-        return [word if i == 0 else f" {word}" for i, word in enumerate(self.echo.words)]
+        return self.echo.pieces()
 
     def logprobs(self, tokens: list[str]) -> dict[str, Any] | None:
         if self.top is None:
@@ -319,7 +322,7 @@ class _Reply:
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
         else:
-            message["content"] = self.echo.text
+            message["content"] = "".join(self.echo.pieces())
         logprobs = None if self.tool_calls else self.logprobs(self.tokens())
         choices = [
             {"index": i, "message": message, "logprobs": logprobs, "finish_reason": self.finish}

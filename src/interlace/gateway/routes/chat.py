@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["ChatRoutes", "decode_chat_request"]
@@ -38,19 +39,24 @@ def decode_chat_request(body: dict[str, Any]) -> ChatRequest:
 
 
 class ChatRoutes:
-    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
         self.router = router
+        self.contexts = contexts
         self.max_body_bytes = max_body_bytes
 
     async def completions(self, request: Request) -> Response:
-        op = decode_chat_request(await read_json(request, self.max_body_bytes))
+        body = await read_json(request, self.max_body_bytes)
+        op = decode_chat_request(body)
+        ctx = self.contexts(request, body)
         if op.stream:
-            chunks = await cancel_on_disconnect(self.router.stream_chat(op), request.receive)
-            return EventStreamResponse(openai_events(chunks, include_usage=op.include_usage))
-        answer = await cancel_on_disconnect(self.router.chat(op), request.receive)
+            chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
+            return EventStreamResponse(
+                openai_events(chunks, include_usage=op.include_usage), headers=ctx.response_headers()
+            )
+        answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
         if not answer.get("usage"):
             answer["usage"] = _estimated_usage(op.body, answer)
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
 
 
 async def openai_events(

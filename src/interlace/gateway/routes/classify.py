@@ -15,23 +15,27 @@ from interlace.gateway.schemas import ClassifyRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["ClassifyRoutes"]
 
 
 class ClassifyRoutes:
-    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
         self.router = router
+        self.contexts = contexts
         self.max_body_bytes = max_body_bytes
 
     async def classify(self, request: Request) -> Response:
-        parsed = validate(ClassifyRequestBody, await read_json(request, self.max_body_bytes))
+        body = await read_json(request, self.max_body_bytes)
+        parsed = validate(ClassifyRequestBody, body)
+        ctx = self.contexts(request, body)
         inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
         op = ClassifyRequest(
             model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
         )
-        result = await cancel_on_disconnect(self.router.classify(op), request.receive)
+        result = await cancel_on_disconnect(self.router.classify(op, ctx), request.receive)
         data = [
             {
                 "object": "classification",
@@ -49,4 +53,4 @@ class ClassifyRoutes:
             "data": data,
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         }
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())

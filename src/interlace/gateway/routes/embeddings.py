@@ -18,14 +18,16 @@ from interlace.gateway.schemas import EmbeddingRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["EmbeddingRoutes", "encode_base64"]
 
 
 class EmbeddingRoutes:
-    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
         self.router = router
+        self.contexts = contexts
         self.max_body_bytes = max_body_bytes
 
     async def create(self, request: Request) -> Response:
@@ -36,7 +38,8 @@ class EmbeddingRoutes:
         op = EmbeddingRequest(
             model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
         )
-        result = await cancel_on_disconnect(self.router.embed(op), request.receive)
+        ctx = self.contexts(request, body)
+        result = await cancel_on_disconnect(self.router.embed(op, ctx), request.receive)
         as_base64 = parsed.encoding_format == "base64"
         data = [
             {
@@ -52,7 +55,7 @@ class EmbeddingRoutes:
             "model": parsed.model,
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         }
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
 
 
 def encode_base64(vector: list[float]) -> str:

@@ -19,14 +19,16 @@ from interlace.gateway.schemas import InferenceRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["InferenceV2Routes"]
 
 
 class InferenceV2Routes:
-    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
         self.router = router
+        self.contexts = contexts
         self.max_body_bytes = max_body_bytes
 
     def _op(self, request: Request, body: dict[str, object] | None = None) -> InferRequest:
@@ -40,13 +42,16 @@ class InferenceV2Routes:
         body = await read_json(request, self.max_body_bytes)
         validate(InferenceRequestBody, body)
         op = self._op(request, body)
-        answer = await cancel_on_disconnect(self.router.infer(op), request.receive)
+        ctx = self.contexts(request)
+        answer = await cancel_on_disconnect(self.router.infer(op, ctx), request.receive)
         answer["model_name"] = op.model
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
 
     async def metadata(self, request: Request) -> Response:
         op = self._op(request)
-        answer = await cancel_on_disconnect(self.router.model_metadata(op), request.receive)
+        answer = await cancel_on_disconnect(
+            self.router.model_metadata(op, self.contexts(request)), request.receive
+        )
         answer["name"] = op.model
         return Response(orjson.dumps(answer), media_type="application/json")
 

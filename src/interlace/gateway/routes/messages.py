@@ -23,14 +23,16 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["MessagesRoutes"]
 
 
 class MessagesRoutes:
-    def __init__(self, router: Router, *, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
         self.router = router
+        self.contexts = contexts
         self.max_body_bytes = max_body_bytes
 
     async def create(self, request: Request) -> Response:
@@ -40,12 +42,13 @@ class MessagesRoutes:
         chat_body = messages_request_to_chat(body)
         stream = bool(body.get("stream"))
         op = ChatRequest(model=alias, body=chat_body, stream=stream, include_usage=stream)
+        ctx = self.contexts(request, chat_body)
         if stream:
-            chunks = await cancel_on_disconnect(self.router.stream_chat(op), request.receive)
-            return EventStreamResponse(anthropic_events(chunks, model=alias))
-        answer = await cancel_on_disconnect(self.router.chat(op), request.receive)
+            chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
+            return EventStreamResponse(anthropic_events(chunks, model=alias), headers=ctx.response_headers())
+        answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
         message = chat_response_to_messages(answer, model=alias)
-        return Response(orjson.dumps(message), media_type="application/json")
+        return Response(orjson.dumps(message), media_type="application/json", headers=ctx.response_headers())
 
 
 async def anthropic_events(chunks: AsyncIterator[dict[str, Any]], *, model: str) -> AsyncIterator[bytes]:

@@ -12,7 +12,8 @@ from interlace.core.errors import ModelNotFound
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from interlace.routing.router import ModelRoute, Router
+    from interlace.routing.deployment import ModelRoute
+    from interlace.routing.router import Router
 
 __all__ = ["ModelRoutes"]
 

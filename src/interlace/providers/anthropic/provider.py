@@ -52,14 +52,14 @@ class AnthropicProvider(HttpProvider):
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         body = chat_request_to_messages(request.body, upstream_model=self.upstream_model)
         body.pop("stream", None)
-        answer = await self.client.request_json("POST", "/v1/messages", body)
+        answer = await self.client.request_json("POST", "/v1/messages", body, deadline=request.deadline)
         return messages_response_to_chat(answer, model=self.upstream_model)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         body = chat_request_to_messages(request.body, upstream_model=self.upstream_model)
         body["stream"] = True
         translator = MessagesStreamToChatChunks(model=self.upstream_model, include_usage=True)
-        async with self.client.stream("/v1/messages", body) as stream:
+        async with self.client.stream("/v1/messages", body, deadline=request.deadline) as stream:
             async for event in stream.events():
                 try:
                     data = orjson.loads(event.data)

@@ -43,11 +43,13 @@ class InferenceV2Provider(HttpProvider):
         return path + suffix
 
     async def infer(self, request: InferRequest) -> dict[str, Any]:
-        answer = await self.client.request_json("POST", self._path(request, "/infer"), request.body)
+        answer = await self.client.request_json(
+            "POST", self._path(request, "/infer"), request.body, deadline=request.deadline
+        )
         return self._object(answer, "inference")
 
     async def model_metadata(self, request: InferRequest) -> dict[str, Any]:
-        answer = await self.client.request_json("GET", self._path(request, ""))
+        answer = await self.client.request_json("GET", self._path(request, ""), deadline=request.deadline)
         return self._object(answer, "model metadata")
 
     def _object(self, answer: Any, what: str) -> dict[str, Any]:

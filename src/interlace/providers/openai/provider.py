@@ -7,6 +7,7 @@ only Azure differs, by path (``/openai/deployments/{model}/…``), ``?api-versio
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -15,6 +16,7 @@ from interlace.core.errors import StreamInterrupted, UpstreamProtocolError
 from interlace.core.operations import EmbeddingResult
 from interlace.providers._base import HttpProvider
 from interlace.providers._http import upstream_message
+from interlace.providers._tally import StreamTally
 from interlace.providers.openai.errors import openai_error
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from interlace.core.operations import ChatRequest, EmbeddingRequest, Operation
 
 __all__ = ["OpenAIProvider"]
+
+log = logging.getLogger("interlace.providers.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -71,7 +75,11 @@ class OpenAIProvider(HttpProvider):
 
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         answer = await self.client.request_json(
-            "POST", f"{self._prefix}/chat/completions", self._body(request, stream=False), params=self._params
+            "POST",
+            f"{self._prefix}/chat/completions",
+            self._body(request, stream=False),
+            params=self._params,
+            deadline=request.deadline,
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("choices"), list):
             raise UpstreamProtocolError(
@@ -81,30 +89,39 @@ class OpenAIProvider(HttpProvider):
 
     async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         body = self._body(request, stream=True)
+        tally = StreamTally()
         async with self.client.stream(
-            f"{self._prefix}/chat/completions", body, params=self._params
+            f"{self._prefix}/chat/completions", body, params=self._params, deadline=request.deadline
         ) as stream:
             async for event in stream.events():
                 if event.data == b"[DONE]":
                     return
                 chunk = self._decode(event.data)
+                if chunk is None:
+                    continue
                 if "error" in chunk:
                     raise StreamInterrupted(
                         f"Deployment '{self.name}' reported an error mid-stream: "
                         f"{upstream_message(event.data)}"
                     )
+                tally.add(chunk)
                 yield chunk
-        raise StreamInterrupted(f"Deployment '{self.name}' closed the stream before [DONE].")
+        if not tally.finished:
+            raise StreamInterrupted(f"Deployment '{self.name}' closed the stream before [DONE].")
+        # the answer was complete (a finish_reason arrived), only the terminator is missing
+        log.warning("deployment %s ended a finished stream without [DONE]; finalising it", self.name)
+        if not tally.usage_seen:
+            yield tally.usage_chunk(request.body)
 
-    def _decode(self, data: bytes) -> dict[str, Any]:
+    def _decode(self, data: bytes) -> dict[str, Any] | None:
+        """The chunk, or None for one that is not a JSON object (skipped and logged, the stream goes on)."""
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise StreamInterrupted(
-                f"Deployment '{self.name}' sent a stream chunk that is not JSON: {data[:80]!r}"
-            ) from None
+            chunk = None
         if not isinstance(chunk, dict):
-            raise StreamInterrupted(f"Deployment '{self.name}' sent a stream chunk that is not an object.")
+            log.warning("deployment %s sent a malformed stream chunk, skipped: %r", self.name, data[:120])
+            return None
         return chunk
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -118,7 +135,7 @@ class OpenAIProvider(HttpProvider):
         if request.user is not None:
             body["user"] = request.user
         answer = await self.client.request_json(
-            "POST", f"{self._prefix}/embeddings", body, params=self._params
+            "POST", f"{self._prefix}/embeddings", body, params=self._params, deadline=request.deadline
         )
         try:
             rows = sorted(answer["data"], key=lambda row: row["index"])

@@ -1,0 +1,70 @@
+"""Per-request routing context: what the caller asked for, and what the router did about it.
+
+The gateway builds a :class:`RouteContext` from the request (headers, deadline, required tags); the
+router fills in the outcome (which model and deployment answered, every attempt, whether a fallback
+was used), and the gateway turns that into response headers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["Attempt", "RouteContext"]
+
+
+@dataclass(slots=True, frozen=True)
+class Attempt:
+    """One call to one deployment."""
+
+    model: str
+    deployment: str
+    outcome: str  # "ok" or the error code
+    seconds: float
+    message: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.deployment} ({self.model}): {self.outcome} after {self.seconds * 1000:.0f} ms"
+        return f"{text} — {self.message}" if self.message else text
+
+
+@dataclass(slots=True)
+class RouteContext:
+    """Inputs from the request and the outcome of routing it."""
+
+    deadline: float = field(default_factory=lambda: time.monotonic() + 600.0)
+    """Absolute ``time.monotonic()`` after which no new attempt starts."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    required_tags: Mapping[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+    tenant: str | None = None
+    user: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    requested_model: str | None = None
+    rule: str | None = None
+    served_model: str | None = None
+    deployment: str | None = None
+    fallback: bool = False
+    recovered: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers that name who served the request, how many attempts it took and why."""
+        headers = {"x-interlace-attempts": str(len(self.attempts))}
+        if self.served_model is not None:
+            headers["x-interlace-model"] = self.served_model
+        if self.deployment is not None:
+            headers["x-interlace-deployment"] = self.deployment
+        if self.fallback:
+            headers["x-interlace-fallback"] = "true"
+        if self.rule is not None:
+            headers["x-interlace-rule"] = self.rule
+        return headers
