@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import signal
@@ -71,6 +72,10 @@ def _interrupt(signum: int, frame: object) -> None:
 async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) -> None:
     await runtime.start()
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
+    # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich); moving them out of the
+    # collector's generations keeps full collections from stalling every request in flight
+    gc.collect()
+    gc.freeze()
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(runtime),

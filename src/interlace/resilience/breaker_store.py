@@ -8,10 +8,12 @@ two processes never both take the only half-open probe and never lose an outcome
 
 Redis layout: one hash per key, ``{prefix}:breaker:{key}``, fields ``st`` (``open`` while open or
 half-open, absent while closed), ``oa`` (opened at), ``cu`` (cooling until), ``pr`` (probe slots,
-``token=expires;``...), ``hd`` (newest window epoch) and ``f0``-``f9`` / ``s0``-``s9`` (failures and
-successes per bucket). Times are integer milliseconds. Every write keeps the key at least
-``2 * max(window, open_for)`` (or the cool-down) longer, so idle keys expire; an allow while closed
-reads two fields and writes nothing.
+``token=expires;``...), ``hd`` (newest window epoch, ``now // bucket width``), ``tf`` / ``ts`` (window
+totals) and ``f0``-``f9`` / ``s0``-``s9`` (failures and successes per bucket). Times are integer
+milliseconds of the caller's wall clock. Transitions, probe grants and the first outcome of each
+bucket keep the key alive at least ``2 * max(window, open_for)`` (a cool-down: until it ends) more,
+so idle keys expire. An allow while closed reads four fields and writes nothing; an outcome in the
+current bucket reads seven fields and writes five.
 
 The breaker is advisory: when Redis errors or does not answer within ``timeout``, the operation runs
 on an in-process fallback store, :attr:`RedisBreakerStore.degraded` turns true, a warning is logged at

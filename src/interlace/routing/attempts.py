@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -36,6 +35,7 @@ from interlace.routing.context import Attempt
 from interlace.routing.strategies import filter_by_tags
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Awaitable, Callable
 
     from interlace.resilience.breaker import Breakers

@@ -78,16 +78,16 @@ class Router:
 
     def route(self, alias: str, operation: Operation) -> ModelRoute:
         route = self.routes.get(alias)
+        if route is not None and operation in route.operations:
+            return route
         serving = sorted(name for name, r in self.routes.items() if operation in r.operations)
         if route is None:
             raise ModelNotFound(alias, serving)
-        if operation not in route.operations:
-            raise UnsupportedOperation(
-                f"The model '{alias}' does not serve {_OPERATION_NAMES[operation]}. "
-                f"Models that do: {', '.join(serving) or 'none configured'}.",
-                param="model",
-            )
-        return route
+        raise UnsupportedOperation(
+            f"The model '{alias}' does not serve {_OPERATION_NAMES[operation]}. "
+            f"Models that do: {', '.join(serving) or 'none configured'}.",
+            param="model",
+        )
 
     def _resolve(self, model: str, operation: Operation, ctx: RouteContext) -> ModelRoute:
         ctx.requested_model = model
@@ -160,7 +160,7 @@ class Router:
         return answer
 
     async def stream_chat(self, request: ChatRequest, ctx: RouteContext) -> ChatChunks:
-        """ChatChunks of the first deployment whose first token arrived; a cut later is recovered if it can be."""
+        """Chunks of the first deployment whose first token arrived; a later cut is recovered if it can be."""
         request.deadline = ctx.deadline
         held = await self._serve(request.model, "chat", ctx, lambda d: _first_token(d, request), hold=True)
         assert isinstance(held, Held)

@@ -1,0 +1,250 @@
+"""Benchmark the gateway's overhead against calling the same fake upstream directly.
+
+    .venv/bin/python bench/run.py [--duration 10] [--repeat 3] [--concurrency 1,16,64] [--quick] [--out DIR]
+
+Starts the fake OpenAI upstream and ``interlace serve`` on 127.0.0.1, loads both with wrk
+(bench/chat.lua), measures cold start, memory and streaming time to first chunk, and writes
+``latest.md`` and ``latest.json`` to --out (default bench/results). Every process it starts is stopped
+by PID at the end, on errors and on Ctrl-C. Exit codes: 0 ok, 1 error responses during the load,
+2 a setup failure (the message names the fix), 130 interrupted. Machine noise never fails a run.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _report
+from _procs import (
+    HOST,
+    BenchError,
+    Processes,
+    check_chat,
+    start_gateway,
+    start_upstream,
+    system_busy_seconds,
+    upstream_argv,
+)
+from _procs import write_config as _write_config
+from _stream import measure_streaming
+from _wrk import ensure_wrk, run_wrk, wrk_version
+
+BENCH = Path(__file__).resolve().parent
+COLD_STARTS = 3
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=None, help="seconds per measured run (10)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up before each run (2)")
+    parser.add_argument("--repeat", type=int, default=None, help="repeats of the throughput runs (3)")
+    parser.add_argument("--concurrency", default=None, help="comma-separated connection counts (1,16,64)")
+    parser.add_argument("--streams", type=int, default=None, help="streamed requests per target (200)")
+    parser.add_argument("--quick", action="store_true", help="CI: 2 s runs, c=1,16, 1 repeat, 50 streams")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md/json go")
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    quick = {"duration": 2.0, "warmup": 1.0, "repeat": 1, "concurrency": "1,16", "streams": 50}
+    full = {"duration": 10.0, "warmup": 2.0, "repeat": 3, "concurrency": "1,16,64", "streams": 200}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    try:
+        args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    except ValueError:
+        parser.error("--concurrency takes comma-separated integers, e.g. 1,16,64")
+    if not args.concurrency or min(args.concurrency) < 1 or args.repeat < 1 or args.duration < 1:
+        parser.error("--concurrency values, --repeat and --duration (seconds) must be at least 1")
+    return args
+
+
+class Progress:
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.began = total, 0, time.perf_counter()
+
+    def step(self, text: str) -> None:
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {text} …", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        print(f"      {text}", file=sys.stderr, flush=True)
+
+
+def wrk_threads(connections: int) -> int:
+    # 2 cores: one wrk thread drives the direct upstream far past the gateway's rate (see the wrk CPU
+    # column); a second thread only takes CPU from the servers under test.
+    del connections
+    return 1
+
+
+def measured_run(procs_by_target: dict, label: str, wrk_args: dict, seconds: float) -> dict:
+    """One wrk run plus the CPU the gateway, the upstream, wrk and everything else used meanwhile."""
+    gateway, upstream = procs_by_target["interlace"], procs_by_target["direct"]
+    before = (gateway.cpu_seconds(), upstream.cpu_seconds(), system_busy_seconds())
+    run = run_wrk(**wrk_args, seconds=seconds)
+    after = (gateway.cpu_seconds(), upstream.cpu_seconds(), system_busy_seconds())
+    for proc in (gateway, upstream):
+        if not proc.alive():
+            raise BenchError(f"{proc.name} died during {label}; its log:\n{proc.log_tail()}")
+    gw, up, busy = (b - a for a, b in zip(before, after, strict=True))
+    secs = run["duration_us"] / 1e6
+    run.update(
+        gateway_cpu_pct=round(100 * gw / secs, 1),
+        upstream_cpu_pct=round(100 * up / secs, 1),
+        # other processes on the machine: noise the figures above cannot show
+        other_cpu_pct=round(max(0.0, 100 * (busy - gw - up - run["wrk_cpu_s"]) / secs), 1),
+        gateway_cpu_us_per_request=round(1e6 * gw / max(run["requests"], 1), 1),
+        upstream_cpu_us_per_request=round(1e6 * up / max(run["requests"], 1), 1),
+    )
+    return run
+
+
+def measure_throughput(args, *, procs_by_target, ports, wrk, progress, errors) -> list[dict]:
+    runs = []
+    for repeat in range(1, args.repeat + 1):
+        for c in args.concurrency:
+            # alternate which target goes first, so slow drift does not always favour one of them
+            order = _report.TARGETS if repeat % 2 else tuple(reversed(_report.TARGETS))
+            for target in order:
+                port, model = ports[target]
+                label = f"{target} c={c} (repeat {repeat}/{args.repeat})"
+                progress.step(label)
+                url = f"http://{HOST}:{port}/v1/chat/completions"
+                common = {"wrk": wrk, "url": url, "model": model, "threads": wrk_threads(c), "connections": c}
+                warm = run_wrk(**common, seconds=args.warmup)
+                run = measured_run(procs_by_target, label, common, args.duration)
+                run.update(repeat=repeat, concurrency=c, target=target, warmup_errors=warm["error_count"])
+                runs.append(run)
+                lat = run["latency_us"]
+                progress.note(
+                    f"{run['rps']:,.0f} req/s · p50 {lat['p50'] / 1000:.3f} ms"
+                    f" · p99 {lat['p99'] / 1000:.3f} ms · errors {run['error_count']}"
+                    f" · CPU: wrk {run['wrk_cpu_pct']:.0f}%, other processes {run['other_cpu_pct']:.0f}%"
+                )
+                if run["error_count"] or warm["error_count"]:
+                    errors.append(
+                        f"{label}: {run['error_count']} errors {run['errors']} "
+                        f"(+{warm['error_count']} in the warm-up)"
+                    )
+    return runs
+
+
+def measure_cold_starts(procs, workdir, logs, upstream_port, progress) -> dict[str, list[float]]:
+    """Spawn → first successful chat completion: into an empty state dir, then into an existing one."""
+    times: dict[str, list[float]] = {"new (first start)": [], "existing (restart)": []}
+    for index in range(COLD_STARTS):
+        for label, state in (
+            ("new (first start)", workdir / f"state-cold-{index}"),
+            ("existing (restart)", workdir / "state-cold-0"),
+        ):
+            progress.step(f"cold start, {label.split()[0]} state dir ({index + 1}/{COLD_STARTS})")
+            config = _write_config(workdir / f"cold-{index}.yaml", upstream_port, state)
+            proc, _, seconds = start_gateway(procs, logs, config, f"cold-{label.split()[0]}-{index}")
+            procs.stop(proc)
+            times[label].append(seconds * 1000)
+            progress.note(f"{seconds * 1000:.0f} ms")
+    return times
+
+
+def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
+    began = time.perf_counter()
+    notes: list[str] = []
+    wrk = ensure_wrk(notes)
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    total = 2 * COLD_STARTS + args.repeat * len(args.concurrency) * 2 + 1
+    progress = Progress(total)
+    print(f"starting the fake upstream and interlace on {HOST} (logs in {logs})", file=sys.stderr)
+    upstream, upstream_port = start_upstream(procs, logs, upstream_argv())
+    cold = measure_cold_starts(procs, workdir, logs, upstream_port, progress)
+
+    config = _write_config(workdir / "interlace.yaml", upstream_port, workdir / "state")
+    gateway, gateway_port, _ = start_gateway(procs, logs, config, "bench")
+    ports = {"direct": (upstream_port, "echo"), "interlace": (gateway_port, "bench")}
+    for port, model in ports.values():
+        check_chat(port, model)
+    time.sleep(1.0)  # let start-up work (database, pool) settle before reading the idle RSS
+    idle_rss = gateway.rss_kib()
+
+    errors: list[str] = []
+    procs_by_target = {"direct": upstream, "interlace": gateway}
+    runs = measure_throughput(
+        args, procs_by_target=procs_by_target, ports=ports, wrk=wrk, progress=progress, errors=errors
+    )
+    after_load_rss = gateway.rss_kib()
+
+    progress.step(f"streaming: {args.streams} sequential requests per target, alternating")
+    samples = measure_streaming(ports, args.streams)
+    streaming = _report.streaming_summary(samples)
+    progress.note(
+        f"first chunk p50 direct {streaming['direct']['ttfc']['p50']:.3f} ms, "
+        f"interlace {streaming['interlace']['ttfc']['p50']:.3f} ms"
+    )
+
+    result = {
+        "machine": _report.machine_note(wrk_version(wrk)),
+        "settings": {
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "repeat": args.repeat,
+            "concurrency": args.concurrency,
+            "streams": args.streams,
+            "quick": args.quick,
+            "wrk_threads": {str(c): wrk_threads(c) for c in args.concurrency},
+            "upstream": " ".join(upstream.argv[1:]),
+            "gateway": " ".join(gateway.argv),
+        },
+        "summary": _report.summarise(runs, args.concurrency),
+        "memory": {
+            "idle_rss_kib": idle_rss,
+            "after_load_rss_kib": after_load_rss,
+            "after_streaming_rss_kib": gateway.rss_kib(),
+            "peak_rss_kib": gateway.peak_rss_kib(),
+        },
+        "cold_start": {label: _report.spread(ms) for label, ms in cold.items()},
+        "streaming": streaming,
+        "runs": runs,
+        "errors": errors,
+        "notes": notes,
+    }
+    procs.stop_all()
+    result["elapsed_s"] = round(time.perf_counter() - began, 1)
+    md, js = _report.write(result, args.out)
+    print(_report.render_markdown(result))
+    print(f"wrote {md} and {js} in {result['elapsed_s']:.0f} s", file=sys.stderr)
+    if errors:
+        print("error responses during the load (see above): failing", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    del signum, frame
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="interlace-bench-") as tmp:
+        try:
+            return run(args, procs, Path(tmp))
+        except BenchError as exc:
+            print(f"bench: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("bench: interrupted; stopping the processes it started", file=sys.stderr)
+            return 130
+        finally:
+            procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
