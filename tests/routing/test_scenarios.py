@@ -87,13 +87,12 @@ def stream(gateway: GatewayServer, alias: str) -> tuple[httpx.Headers, list[str]
 
 
 def text_of(frames: list[str]) -> str:
-    parts = []
-    for frame in frames:
-        if frame.startswith("data: {"):
-            chunk = json.loads(frame[6:])
-            for choice in chunk.get("choices") or ():
-                parts.append((choice.get("delta") or {}).get("content") or "")
-    return "".join(parts)
+    chunks = [json.loads(frame[6:]) for frame in frames if frame.startswith("data: {")]
+    return "".join(
+        (choice.get("delta") or {}).get("content") or ""
+        for chunk in chunks
+        for choice in chunk.get("choices") or ()
+    )
 
 
 def test_connection_refused_fails_over(make_gateway: GatewayFactory, up_a: UpstreamServer) -> None:
