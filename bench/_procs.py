@@ -218,6 +218,14 @@ def write_config(path: Path, upstream_port: int, state_dir: Path) -> Path:
         "      - provider: openai\n"
         "        model: echo\n"
         f"        base_url: http://{HOST}:{upstream_port}/v1\n"
+        # the same upstream behind 10 deployments: what routing over many candidates costs
+        "  bench10:\n"
+        "    strategy: least_in_flight\n"
+        "    deployments:\n"
+        + "".join(
+            f"      - {{provider: openai, model: echo, base_url: 'http://{HOST}:{upstream_port}/v1'}}\n"
+            for _ in range(10)
+        )
     )
     return path
 

@@ -255,9 +255,29 @@ def render_markdown(result: dict) -> str:
             f"| **added** | {_signed(a['ttfc']['p50'])} | {_signed(a['ttfc']['p99'])} "
             f"| {_signed(a['total']['p50'])} | {_signed(a['total']['p99'])} |"
         )
+    lines += _routing_lines(result.get("routing") or [])
     if result["errors"]:
         lines += ["", "## Errors", "", *(f"- {e}" for e in result["errors"])]
     return "\n".join(lines) + "\n"
+
+
+def _routing_lines(rows: list[dict]) -> list[str]:
+    """One deployment against ten (same upstream, least-in-flight), through the same gateway."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Routing over 10 deployments (same gateway, same upstream; one run each)",
+        "",
+        "| c | deployments | req/s | p50 | p99 | errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['concurrency']} | {r['deployments']} | {r['rps']:,.0f} | {r['p50_ms']:.3f} "
+        f"| {r['p99_ms']:.3f} | {r['errors']} |"
+        for r in rows
+    ]
+    return lines
 
 
 def write(result: dict, out_dir: Path) -> tuple[Path, Path]:

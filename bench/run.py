@@ -134,6 +134,35 @@ def measure_throughput(args, *, procs_by_target, ports, wrk, progress, errors) -
     return runs
 
 
+ROUTING_CONCURRENCY = (1, 16)
+
+
+def measure_routing(args, *, gateway_port: int, wrk: str, progress) -> list[dict]:
+    """The same gateway, one alias with 1 deployment and one with 10, back to back."""
+    rows = []
+    for c in ROUTING_CONCURRENCY:
+        for model in ("bench", "bench10"):
+            progress.step(f"routing: {model} c={c}")
+            url = f"http://{HOST}:{gateway_port}/v1/chat/completions"
+            common = {"wrk": wrk, "url": url, "model": model, "threads": wrk_threads(c), "connections": c}
+            run_wrk(**common, seconds=args.warmup)
+            run = run_wrk(**common, seconds=args.duration)
+            lat = run["latency_us"]
+            rows.append(
+                {
+                    "model": model,
+                    "deployments": 10 if model == "bench10" else 1,
+                    "concurrency": c,
+                    "rps": run["rps"],
+                    "p50_ms": lat["p50"] / 1000,
+                    "p99_ms": lat["p99"] / 1000,
+                    "errors": run["error_count"],
+                }
+            )
+            progress.note(f"{run['rps']:,.0f} req/s · p50 {lat['p50'] / 1000:.3f} ms")
+    return rows
+
+
 def measure_cold_starts(procs, workdir, logs, upstream_port, progress) -> dict[str, list[float]]:
     """Spawn → first successful chat completion: into an empty state dir, then into an existing one."""
     times: dict[str, list[float]] = {"new (first start)": [], "existing (restart)": []}
@@ -157,7 +186,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     wrk = ensure_wrk(notes)
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    total = 2 * COLD_STARTS + args.repeat * len(args.concurrency) * 2 + 1
+    total = 2 * COLD_STARTS + args.repeat * len(args.concurrency) * 2 + 1 + 2 * len(ROUTING_CONCURRENCY)
     progress = Progress(total)
     print(f"starting the fake upstream and interlace on {HOST} (logs in {logs})", file=sys.stderr)
     upstream, upstream_port = start_upstream(procs, logs, upstream_argv())
@@ -177,6 +206,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         args, procs_by_target=procs_by_target, ports=ports, wrk=wrk, progress=progress, errors=errors
     )
     after_load_rss = gateway.rss_kib()
+    routing = measure_routing(args, gateway_port=gateway_port, wrk=wrk, progress=progress)
 
     progress.step(f"streaming: {args.streams} sequential requests per target, alternating")
     samples = measure_streaming(ports, args.streams)
@@ -208,6 +238,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         },
         "cold_start": {label: _report.spread(ms) for label, ms in cold.items()},
         "streaming": streaming,
+        "routing": routing,
         "runs": runs,
         "errors": errors,
         "notes": notes,
