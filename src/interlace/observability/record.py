@@ -1,0 +1,83 @@
+"""The record of one finished request: what every observability sink (metrics, logs, event log) reads.
+
+The gateway produces exactly one :class:`RequestRecord` per request when its answer is complete — after
+the last byte of a stream, or when it failed — and hands it to the runtime's observers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RequestRecord", "Usage"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Usage:
+    """Token counts of one answer (OpenAI's usage, normalised)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Of ``prompt_tokens``, those served from the provider's prompt cache."""
+    reasoning_tokens: int = 0
+    """Of ``completion_tokens``, those spent on hidden reasoning."""
+    estimated: bool = False
+    """True when the provider reported nothing and the gateway counted."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any] | None) -> Usage:
+        if not usage:
+            return cls()
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            estimated=bool(usage.get("estimated")),
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestRecord:
+    request_id: str
+    operation: str
+    """``chat``, ``embeddings``, ``classify``, ``infer`` (``/v1/messages`` is ``chat``)."""
+    endpoint: str
+    started_at: float
+    """Wall-clock time the request arrived (``time.time()``)."""
+    duration_s: float
+    status: int
+    error_code: str | None = None
+    trace_id: str | None = None
+    api_key_id: str | None = None
+    tenant: str | None = None
+    requested_model: str | None = None
+    served_model: str | None = None
+    deployment: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    stream: bool = False
+    partial: bool = False
+    """A stream that ended before its answer was complete: billed for what was produced."""
+    recovered: int = 0
+    """How many times a cut stream was continued on another attempt."""
+    attempts: int = 0
+    fallback: bool = False
+    rule: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    ttft_s: float | None = None
+    """Time to the first token of a stream."""
+    chunk_gaps_s: list[float] = field(default_factory=list)
+    """Gaps between consecutive chunks of a stream (bounded sample)."""
+    confidence: float | None = None
+    """From logprobs (mean token probability) or a classifier's top score, when available."""
+    shadow: bool = False
+    """A mirrored shadow call: never billed to the caller."""
