@@ -7,7 +7,6 @@ Both helpers race the work against the ASGI ``http.disconnect`` message, so an u
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.responses import Response
@@ -26,29 +25,39 @@ class ClientDisconnected(Exception):
     """The client closed the connection before the answer was ready."""
 
 
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+class _Watcher:
+    """Cancels the task running the work when the client disconnects (one helper task, no polling)."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, receive: Receive) -> None:
+        self.fired = False
+        owner = asyncio.current_task()
+        assert owner is not None
+        self.task = asyncio.get_running_loop().create_task(self._watch(receive, owner))
+
+    async def _watch(self, receive: Receive, owner: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.fired = True
+        owner.cancel()
+
+    def stop(self) -> None:
+        self.task.cancel()
 
 
 async def _race(work: Awaitable[T], receive: Receive) -> T:
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(receive))
+    """Await ``work`` in this task; a disconnect cancels it and becomes :class:`ClientDisconnected`."""
+    watcher = _Watcher(receive)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        current = asyncio.current_task()
+        if watcher.fired and current is not None and current.uncancel() == 0:
+            raise ClientDisconnected from None
         raise
     finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise ClientDisconnected
-    return task.result()
+        watcher.stop()
 
 
 async def cancel_on_disconnect(work: Awaitable[T], receive: Receive) -> T:

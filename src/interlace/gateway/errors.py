@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from interlace.core.errors import InterlaceError, MethodNotAllowed, NotFound, RequestError
+from interlace.gateway.disconnect import ClientDisconnected
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -88,6 +89,9 @@ def _param(loc: tuple[int | str, ...]) -> str:
 
 async def handle_exception(request: Request, exc: Exception) -> Response:
     path = request.url.path
+    if isinstance(exc, ClientDisconnected):
+        # nobody is listening any more; the upstream work was cancelled (499, as nginx logs it)
+        return Response(status_code=499)
     if isinstance(exc, InterlaceError):
         return error_response(exc, path=path)
     if isinstance(exc, HTTPException):
