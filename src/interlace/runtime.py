@@ -13,6 +13,8 @@ import time
 from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from interlace.core.errors import ConfigError
@@ -22,16 +24,19 @@ from interlace.resilience.breaker_store import MemoryBreakerStore, RedisBreakerS
 from interlace.routing.deployment import Deployment, ModelRoute
 from interlace.routing.router import Router
 from interlace.routing.rules import TrafficRules
+from interlace.routing.shadow import ShadowMirror
 from interlace.routing.strategies import build_strategy
 from interlace.store.database import Database, default_database_url
+from interlace.store.shadow import ShadowRecorder
 
 if TYPE_CHECKING:
     from interlace.config.schema import Config, ModelConfig
     from interlace.core.provider import Provider
     from interlace.providers.local import SentenceEncoder
+    from interlace.providers.registry import EncoderSource
     from interlace.resilience.breaker_store import BreakerStore
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "build_routes"]
 
 log = logging.getLogger("interlace.runtime")
 
@@ -44,7 +49,10 @@ class Runtime:
         self.rng = random.Random()  # noqa: S311 - load spreading and sampling, not security
         self.database = Database(config.state.database_url or default_database_url(config.state.dir))
         self.redis: Redis | None = (
-            Redis.from_url(config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            # one quick retry at most: shared state is advisory, a dead Redis must not slow requests
+            Redis.from_url(
+                config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
+            )
             if config.redis is not None
             else None
         )
@@ -56,29 +64,21 @@ class Runtime:
         self.breakers = Breakers(store)
         self._encoders: dict[str, SentenceEncoder] = {}
         self._loading: list[asyncio.Task[None]] = []
-        self.providers: list[Provider] = []
-        routes = {alias: self._route(alias, model) for alias, model in config.models.items()}
-        _check_references(config)
+        routes = build_routes(config, rng=self.rng, encoders=self._encoder)
+        self.providers: list[Provider] = [d.provider for r in routes.values() for d in r.deployments]
         self.router = Router(
             routes,
             breakers=self.breakers,
             rules=TrafficRules(config.routing.rules, rng=self.rng),
             rng=self.rng,
         )
-
-    def _route(self, alias: str, model: ModelConfig) -> ModelRoute:
-        deployments = []
-        for index, deployment in enumerate(model.deployments):
-            provider = build_provider(f"{alias}/{index}", deployment, encoders=self._encoder)
-            self.providers.append(provider)
-            deployments.append(Deployment(provider=provider, config=deployment))
-        return ModelRoute(
-            alias=alias,
-            deployments=tuple(deployments),
-            config=model,
-            strategy=build_strategy(model.strategy, self.rng),
-            operations=frozenset().union(*(d.provider.operations for d in deployments)),
-        )
+        # shadow traffic: only when a model mirrors to a candidate, so the router's check stays one None test
+        self.shadow: ShadowMirror | None = None
+        if any(model.shadow is not None for model in config.models.values()):
+            self.shadow = ShadowMirror(
+                routes, self.router.attempts, rng=self.rng, recorder=ShadowRecorder(self.database)
+            )
+            self.router.mirror = self.shadow
 
     def _encoder(self, model: str) -> SentenceEncoder:
         from interlace.providers.local import build_encoder  # noqa: PLC0415 - torch only when used
@@ -102,6 +102,8 @@ class Runtime:
         log.info("local model %s loaded in %.1fs", name, time.perf_counter() - began)
 
     async def stop(self) -> None:
+        if self.shadow is not None:
+            await self.shadow.aclose()  # before the providers and the database it uses
         for task in self._loading:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -122,6 +124,32 @@ class Runtime:
         for name, encoder in self._encoders.items():
             checks[f"local_model:{name}"] = encoder.ready
         return checks
+
+
+def build_routes(config: Config, *, rng: random.Random, encoders: EncoderSource) -> dict[str, ModelRoute]:
+    """Every alias's route, its providers built but not started: no network, no database, no model load.
+
+    Raises :class:`ConfigError` when a fallback chain, a shadow or a traffic rule names no model.
+    """
+    routes = {alias: _route(alias, model, rng, encoders) for alias, model in config.models.items()}
+    _check_references(config)
+    return routes
+
+
+def _route(alias: str, model: ModelConfig, rng: random.Random, encoders: EncoderSource) -> ModelRoute:
+    deployments = [
+        Deployment(
+            provider=build_provider(f"{alias}/{index}", deployment, encoders=encoders), config=deployment
+        )
+        for index, deployment in enumerate(model.deployments)
+    ]
+    return ModelRoute(
+        alias=alias,
+        deployments=tuple(deployments),
+        config=model,
+        strategy=build_strategy(model.strategy, rng),
+        operations=frozenset().union(*(d.provider.operations for d in deployments)),
+    )
 
 
 def _check_references(config: Config) -> None:

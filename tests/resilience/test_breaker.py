@@ -181,6 +181,15 @@ async def test_cool_down_refuses_until_it_ends_and_counts_no_failure(
     assert (await breakers.snapshot(KEY, CONFIG)).cooling_until is None
 
 
+async def test_a_refusal_names_the_later_of_cool_down_and_open(breakers: Breakers, clock: Clock) -> None:
+    await outcomes(breakers, failures=4)
+    reopens = clock() + 5
+    await breakers.cool_down(KEY, 2)
+    assert await refusal(breakers) == Refusal(KEY, BreakerState.OPEN, reopens, "cooling_down")
+    await breakers.cool_down(KEY, 8)
+    assert (await refusal(breakers)).until == clock() + 8
+
+
 async def test_cool_down_holds_for_a_disabled_breaker_and_ignores_nonsense(
     breakers: Breakers, clock: Clock
 ) -> None:
@@ -270,7 +279,7 @@ async def test_redis_errors_fall_back_to_process_state_and_recover(
     await redis_client.delete(name)
     assert (await refusal(breakers)).reason == "open"  # within recheck: still the fallback
     clock.advance(1)
-    assert await permit(breakers)
+    await permit(breakers)  # Redis again: the key is gone, so closed
     assert not store.degraded
 
 

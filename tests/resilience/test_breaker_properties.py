@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -39,6 +39,12 @@ from interlace.resilience.breaker import (
 from interlace.resilience.breaker_store import BreakerStore, MemoryBreakerStore, RedisBreakerStore
 
 KEY = "deployment"
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...
+    def advance(self, seconds: float) -> None: ...
+
 
 configs = st.builds(
     BreakerConfig,
@@ -73,7 +79,7 @@ def shape(verdict: object) -> tuple[Any, ...]:
 class BreakerMachine(RuleBasedStateMachine):
     held = Bundle("held")
 
-    def __init__(self, clock: Any, redis_address: tuple[str, int] | None = None) -> None:
+    def __init__(self, clock: Clock, redis_address: tuple[str, int] | None = None) -> None:
         super().__init__()
         self.runner = asyncio.Runner()
         self.clock = clock
@@ -227,20 +233,20 @@ class BreakerMachine(RuleBasedStateMachine):
             assert len(surely) <= snapshot.failures + snapshot.successes <= len(maybe), snapshot
 
 
-def test_breaker_invariants_in_memory(clock_factory: Callable[[], Any]) -> None:
+def test_breaker_invariants_in_memory(clock_factory: Callable[[], Clock]) -> None:
     run_state_machine_as_test(
         lambda: BreakerMachine(clock_factory()),
-        settings=settings(max_examples=100, stateful_step_count=40, deadline=None),
+        settings=settings(max_examples=80, stateful_step_count=40, deadline=None),
     )
 
 
 def test_redis_store_answers_exactly_as_memory(
-    clock_factory: Callable[[], Any], redis_address: tuple[str, int]
+    clock_factory: Callable[[], Clock], redis_address: tuple[str, int]
 ) -> None:
     run_state_machine_as_test(
         lambda: BreakerMachine(clock_factory(), redis_address),
         settings=settings(
-            max_examples=30,
+            max_examples=25,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

@@ -213,7 +213,11 @@ class UpstreamClient:
 
 
 class UpstreamStream:
-    """The body of a streamed upstream answer, read line by line under the idle and total deadlines."""
+    """The body of a streamed upstream answer, read under the idle and total deadlines.
+
+    Reads take whatever the socket has (one deadline per read, not per line) and events are split
+    from a local buffer, so a burst of events costs one wake-up.
+    """
 
     def __init__(self, client: UpstreamClient, response: aiohttp.ClientResponse, deadline: float) -> None:
         self._client = client
@@ -224,39 +228,47 @@ class UpstreamStream:
         """Server-sent events, each yielded as soon as its blank-line terminator arrives."""
         event: str | None = None
         data: list[bytes] = []
+        pending = b""
         while True:
-            line = await self._readline()
-            if not line:
+            chunk = await self._read()
+            if not chunk:
                 return
-            line = line.rstrip(b"\r\n")
-            if not line:
-                if data:
-                    yield ServerSentEvent(event, b"\n".join(data))
-                event, data = None, []
-            elif line.startswith(b"data:"):
-                data.append(line[5:].lstrip(b" ") if line[5:6] == b" " else line[5:])
-            elif line.startswith(b"event:"):
-                event = line[6:].strip().decode()
-            # comments (":") and id:/retry: fields carry nothing we use
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for raw in lines:
+                line = raw.rstrip(b"\r")
+                if not line:
+                    if data:
+                        yield ServerSentEvent(event, b"\n".join(data))
+                    event, data = None, []
+                elif line.startswith(b"data:"):
+                    data.append(line[6:] if line[5:6] == b" " else line[5:])
+                elif line.startswith(b"event:"):
+                    event = line[6:].strip().decode()
+                # comments (":") and id:/retry: fields carry nothing we use
 
-    async def _readline(self) -> bytes:
+    async def _read(self) -> bytes:
         client = self._client
         remaining = self._deadline - time.monotonic()
         idle = client.timeouts.idle
-        with client._translate("stream"):  # noqa: SLF001 - same module, shared translation
-            try:
-                async with asyncio.timeout(min(idle, remaining)):
-                    return await self.response.content.readline()
-            except TimeoutError:
-                if remaining <= idle:
-                    raise StreamInterrupted(
-                        f"Deployment '{client.name}' exceeded total={client.timeouts.total:g}s mid-stream.",
-                        code="total_timeout",
-                    ) from None
+        try:
+            async with asyncio.timeout(min(idle, remaining)):
+                return await self.response.content.readany()
+        except TimeoutError:
+            if remaining <= idle:
                 raise StreamInterrupted(
-                    f"Deployment '{client.name}' went silent for idle={idle:g}s mid-stream.",
-                    code="idle_timeout",
+                    f"Deployment '{client.name}' exceeded total={client.timeouts.total:g}s mid-stream.",
+                    code="total_timeout",
                 ) from None
+            raise StreamInterrupted(
+                f"Deployment '{client.name}' went silent for idle={idle:g}s mid-stream.",
+                code="idle_timeout",
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise StreamInterrupted(
+                f"Connection to deployment '{client.name}' broke during the stream: "
+                f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}."
+            ) from None
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

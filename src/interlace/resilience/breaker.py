@@ -150,8 +150,10 @@ class Circuit:
 
     def allow(self, now: int, config: BreakerConfig) -> Permit | Refusal:
         if self._cooling_until > now:
-            state = self.state(now, config)
-            return Refusal(self.key, state, self._cooling_until / 1000, "cooling_down")
+            state, until = self.state(now, config), self._cooling_until
+            if state is BreakerState.OPEN and config.enabled:  # whichever ends later
+                until = max(until, self._opened_at + millis(config.open_for))
+            return Refusal(self.key, state, until / 1000, "cooling_down")
         if not self._open or not config.enabled:
             return self._permit
         reopens = self._opened_at + millis(config.open_for)

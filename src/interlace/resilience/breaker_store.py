@@ -149,7 +149,10 @@ local st, oa, cu, pr = unpack(redis.call('HMGET', key, 'st', 'oa', 'cu', 'pr'))
 oa, cu = num(oa), num(cu)
 local open_for = tonumber(ARGV[3])
 local state = effective(st, oa, open_for)
-if cu > now then return {'cooling_down', state, cu} end
+if cu > now then
+  if state == 'open' and ARGV[2] == '1' then cu = math.max(cu, oa + open_for) end
+  return {'cooling_down', state, cu}
+end
 if state == 'closed' or ARGV[2] == '0' then return {'permit', state, 0} end
 if state == 'open' then return {'open', state, oa + open_for} end
 local probes = live_probes(pr)

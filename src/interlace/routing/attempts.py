@@ -137,7 +137,7 @@ class AttemptLoop:
         for deployment in route.strategy.order(candidates):
             verdict = await self.breakers.allow(deployment.name, route.config.breaker)
             if isinstance(verdict, Refusal):
-                unavailable.reasons.append(f"{deployment.name} {verdict.state}")
+                unavailable.reasons.append(f"{deployment.name} {verdict.reason.replace('_', ' ')}")
                 if unavailable.until is None or verdict.until < unavailable.until:
                     unavailable.until = verdict.until
                 continue
