@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from interlace.core.errors import (
     CapacityExceeded,
     InterlaceError,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
@@ -214,6 +215,9 @@ class AttemptLoop:
         if isinstance(error, UpstreamRateLimited):
             await self.breakers.release(permit)
             await self.breakers.cool_down(deployment.name, error.retry_after or DEFAULT_COOL_DOWN)
+        elif isinstance(error, ServiceUnavailable):
+            # not ready (a local model still loading) or full: says nothing about its health
+            await self.breakers.release(permit)
         elif (isinstance(error, UpstreamError) and error.retryable) or classify(error) is Decision.FAIL_OVER:
             await self.breakers.record_failure(permit, route.config.breaker)
         else:
