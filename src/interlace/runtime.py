@@ -18,6 +18,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from interlace.core.errors import ConfigError
+from interlace.observability.events import EventLog, default_spool_dir
+from interlace.observability.logs import RequestLog
+from interlace.observability.metrics import Metrics
+from interlace.observability.observer import FanOut
+from interlace.observability.tracing import Tracing
 from interlace.providers.registry import build_provider
 from interlace.resilience.breaker import Breakers
 from interlace.resilience.breaker_store import MemoryBreakerStore, RedisBreakerStore
@@ -30,6 +35,8 @@ from interlace.store.database import Database, default_database_url
 from interlace.store.shadow import ShadowRecorder
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     from interlace.config.schema import Config, ModelConfig
     from interlace.core.provider import Provider
     from interlace.providers.local import SentenceEncoder
@@ -42,12 +49,25 @@ log = logging.getLogger("interlace.runtime")
 
 
 class Runtime:
-    def __init__(self, config: Config, *, config_source: str = "embedded default") -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_source: str = "embedded default",
+        span_exporter: SpanExporter | None = None,
+    ) -> None:
         self.config = config
         self.config_source = config_source
+        # OpenTelemetry tracing: disabled (nothing created) unless telemetry.otlp_endpoint is set
+        # or an exporter is injected (tests: an InMemorySpanExporter)
+        self.tracing = Tracing.from_config(config.telemetry, span_exporter=span_exporter)
         self.started_at = int(time.time())
         self.rng = random.Random()  # noqa: S311 - load spreading and sampling, not security
         self.database = Database(config.state.database_url or default_database_url(config.state.dir))
+        # sinks of every finished request's record; the event log appends them to request_events
+        self.observers = FanOut()
+        self.event_log = EventLog(self.database, spool_dir=default_spool_dir(config.state.dir))
+        self.observers.add(self.event_log)
         self.redis: Redis | None = (
             # one quick retry at most: shared state is advisory, a dead Redis must not slow requests
             Redis.from_url(
@@ -79,6 +99,16 @@ class Runtime:
                 routes, self.router.attempts, rng=self.rng, recorder=ShadowRecorder(self.database)
             )
             self.router.mirror = self.shadow
+        # --- metrics and request log (observability.metrics / observability.logs) ---
+        observability = config.observability
+        self.metrics: Metrics | None = (
+            Metrics.for_routes(routes, self.breakers) if observability.metrics.enabled else None
+        )
+        if self.metrics is not None:
+            self.observers.add(self.metrics)
+        if observability.logs.request_log:
+            self.observers.add(RequestLog.from_config(observability.logs))
+        # --- end metrics and request log ---
 
     def _encoder(self, model: str) -> SentenceEncoder:
         from interlace.providers.local import build_encoder  # noqa: PLC0415 - torch only when used
@@ -91,6 +121,7 @@ class Runtime:
     async def start(self, *, wait_for_models: bool = False) -> None:
         """Open the store, start every provider; local models load in the background unless asked."""
         await self.database.start()
+        await self.event_log.start()
         await asyncio.gather(*(p.start() for p in self.providers))
         self._loading = [asyncio.create_task(self._load(name, e)) for name, e in self._encoders.items()]
         if wait_for_models:
@@ -112,7 +143,9 @@ class Runtime:
         await asyncio.gather(*(e.aclose() for e in self._encoders.values()), return_exceptions=True)
         if self.redis is not None:
             await self.redis.aclose()
+        await self.event_log.aclose()  # writes every queued record before the database closes
         await self.database.aclose()
+        await self.tracing.aclose()  # exports the spans still queued
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"config": True, "database": await self.database.ping()}

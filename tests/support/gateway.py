@@ -13,13 +13,17 @@ from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     from interlace.config.schema import Config
 
 
 class GatewayServer:
-    def __init__(self, config: Config, *, wait_for_models: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, wait_for_models: bool = True, span_exporter: SpanExporter | None = None
+    ) -> None:
         self.config = config
-        self.runtime = Runtime(config, config_source="test")
+        self.runtime = Runtime(config, config_source="test", span_exporter=span_exporter)
         self._wait_for_models = wait_for_models
         self._sock = bind_socket("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]

@@ -10,7 +10,11 @@ from rich.console import Console
 
 from interlace import __version__
 from interlace.cli.check import print_model_table
+from interlace.cli.events import events_app
+from interlace.cli.explain import route_app
 from interlace.cli.serve import serve_forever
+from interlace.cli.shadow import shadow_app
+from interlace.cli.usage import usage_command
 from interlace.config.defaults import embedded_default
 from interlace.config.loader import load_config
 from interlace.core.errors import ConfigError
@@ -24,6 +28,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(shadow_app)  # interlace shadow report
+app.add_typer(route_app)  # interlace route explain
+app.add_typer(events_app)  # interlace events replay
+app.command("usage")(usage_command)
 
 ConfigOption = Annotated[
     Path | None,

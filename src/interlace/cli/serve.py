@@ -15,6 +15,7 @@ import uvicorn
 from interlace import __version__
 from interlace.core.errors import ConfigError
 from interlace.gateway.app import build_app
+from interlace.observability.logs import configure_logging
 from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -43,9 +44,10 @@ def serve_forever(
             "server.allow_unauthenticated_public_bind: true if this network is trusted",
             file=source if source != "embedded default" else None,
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     sock = bind_socket(host, port)
+    # every log line rendered by structlog (observability.logs.format), written off the event loop
+    output = configure_logging(config.observability.logs)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     runtime = Runtime(config, config_source=source)
     bound_port = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
@@ -61,6 +63,7 @@ def serve_forever(
         console.print("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        output.close()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -84,6 +87,7 @@ async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) ->
             lifespan="off",
             access_log=False,
             log_level="warning",
+            log_config=None,  # uvicorn's records go to the root handler of configure_logging
             timeout_graceful_shutdown=10,
         )
     )

@@ -31,7 +31,10 @@ __all__ = [
     "Config",
     "DeploymentConfig",
     "LocalModelConfig",
+    "LogsConfig",
+    "MetricsConfig",
     "ModelConfig",
+    "ObservabilityConfig",
     "Price",
     "RedisConfig",
     "RetryConfig",
@@ -42,6 +45,7 @@ __all__ = [
     "SplitArm",
     "StateConfig",
     "Strategy",
+    "TelemetryConfig",
     "Timeouts",
     "TrafficRule",
 ]
@@ -273,6 +277,63 @@ class StateConfig(_Strict):
     )
 
 
+# --- telemetry (OpenTelemetry tracing) ---
+class TelemetryConfig(_Strict):
+    """OpenTelemetry tracing: a server span per request, a client span per upstream attempt (OTLP/HTTP)."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (/v1/traces is added when no path "
+        "is given). Unset: no tracing, no exporter, no cost.",
+    )
+    service_name: str = Field("interlace", min_length=1, description="The resource's service.name.")
+    sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of new traces recorded; a caller's sampled flag is followed."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sent with every export, e.g. {authorization: 'Bearer ${OTLP_TOKEN}'} (${ENV} resolved).",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            msg = f"otlp_endpoint '{endpoint}' must be an http:// or https:// URL (OTLP over HTTP)"
+            raise ValueError(msg)
+        return endpoint
+
+
+# --- end telemetry ---
+
+
+# --- observability (metrics and logs) ---
+class MetricsConfig(_Strict):
+    """Prometheus metrics at ``GET /metrics``; labels only from configured names, never caller values."""
+
+    enabled: bool = True
+
+
+class LogsConfig(_Strict):
+    """Structured logs: one line per request, and how the process's logs are written."""
+
+    request_log: bool = Field(
+        default=True, description="One line per request (id, model, status, latency, tokens)."
+    )
+    include_content: bool = Field(
+        default=False, description="Add prompt and completion text to request lines. Never on by default."
+    )
+    format: Literal["json", "console"] = Field("json", description="JSON lines, or key=value for a terminal.")
+
+
+class ObservabilityConfig(_Strict):
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+
+
+# --- end observability ---
+
+
 class Config(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -282,6 +343,12 @@ class Config(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     redis: RedisConfig | None = Field(
         None, description="Without it, breaker and limits state is per process."
+    )
+    telemetry: TelemetryConfig = Field(
+        default_factory=TelemetryConfig, description="OpenTelemetry tracing; off unless otlp_endpoint is set."
+    )
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="Prometheus metrics and structured logs."
     )
 
     @field_validator("models")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from starlette.responses import Response
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from starlette.types import Receive, Scope, Send
 
@@ -68,12 +68,19 @@ async def cancel_on_disconnect(work: Awaitable[T], receive: Receive) -> T:
 class EventStreamResponse(Response):
     """``text/event-stream`` written event by event as the iterator yields, without buffering.
 
-    The iterator is closed (and the upstream with it) as soon as the client disconnects.
+    The iterator is closed (and the upstream with it) as soon as the client disconnects; ``on_close``
+    is then called once, however the stream ended (the request record is made there).
     """
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[bytes],
+        headers: Mapping[str, str] | None = None,
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.status_code = 200
         self.background = None
         merged = {
@@ -84,8 +91,16 @@ class EventStreamResponse(Response):
         }
         self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         self.events = events
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._stream(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         del scope
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from interlace.observability.tracing import TRACE_SCOPE_KEY
 from interlace.resilience.retry import parse_deadline_header
 from interlace.routing.context import RouteContext
 from interlace.routing.strategies import parse_tags_header
@@ -40,4 +41,5 @@ class ContextFactory:
             required_tags=parse_tags_header(tags_value, header=self._tags_header) if tags_value else {},
             user=user if isinstance(user, str) else None,
             metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
+            trace=request.scope.get(TRACE_SCOPE_KEY),  # set by the tracing middleware, when tracing is on
         )

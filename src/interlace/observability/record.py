@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RequestRecord", "Usage"]
+__all__ = ["AttemptOutcome", "RequestRecord", "Usage"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -54,6 +54,8 @@ class RequestRecord:
     """Wall-clock time the request arrived (``time.time()``)."""
     duration_s: float
     status: int
+    """The HTTP status answered. A stream that ended with an error event has that error's status (its
+    response line said 200); a request the client abandoned before its answer was complete has 499."""
     error_code: str | None = None
     trace_id: str | None = None
     api_key_id: str | None = None
@@ -81,3 +83,21 @@ class RequestRecord:
     """From logprobs (mean token probability) or a classifier's top score, when available."""
     shadow: bool = False
     """A mirrored shadow call: never billed to the caller."""
+    attempt_log: list[AttemptOutcome] = field(default_factory=list)
+    """Each upstream attempt, in order (``attempts`` is how many there were)."""
+    prompt: Any = None
+    """The request's messages or inputs as received — only with ``observability.logs.include_content``."""
+    completion: str | None = None
+    """The answer's text — only with ``observability.logs.include_content``."""
+
+
+@dataclass(slots=True, frozen=True)
+class AttemptOutcome:
+    """One call to one deployment, as the metrics count it."""
+
+    model: str
+    """The alias whose deployment was called."""
+    deployment: str
+    outcome: str
+    """``ok``, or the error code the attempt failed with."""
+    seconds: float

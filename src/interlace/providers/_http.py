@@ -2,7 +2,8 @@
 
 aiohttp exceptions are translated into the Interlace error tree here, once. Deadlines are explicit:
 ``connect`` (TCP/TLS), ``first_byte`` (request sent → response headers), ``idle`` (silence between
-two reads of a streamed body) and ``total`` (the whole attempt).
+two reads of a streamed body) and ``total`` (the whole attempt). A traced attempt's W3C trace headers
+(:mod:`interlace.observability.propagation`) are added to every request it sends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from interlace.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from interlace.observability.propagation import UPSTREAM_TRACE_HEADERS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
@@ -169,6 +171,9 @@ class UpstreamClient:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> aiohttp.ClientResponse:
+        traced = UPSTREAM_TRACE_HEADERS.get()  # the attempt's traceparent/tracestate, when traced
+        if traced is not None:
+            headers = {**headers, **traced} if headers else traced
         request = self.session.request(
             method, self.base_url + path, data=data, params=params, headers=headers
         )

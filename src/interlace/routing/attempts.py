@@ -13,6 +13,8 @@
 - A 429 cools the deployment down for its ``Retry-After`` without counting as a breaker failure.
 - A context-window error, a content-policy refusal or a request error ends the loop at once: the
   caller decides on fallbacks.
+- A traced request (``ctx.trace``) gets one CLIENT span per attempt, whose context is sent upstream
+  (:mod:`interlace.observability.spans`); a streamed attempt's span ends with its stream.
 """
 
 from __future__ import annotations
@@ -179,14 +181,20 @@ class AttemptLoop:
                 released = True
                 deployment.bulkhead.leave()
 
+        # tracing: a client span per attempt; ctx.trace is None unless tracing is on
+        span = ctx.trace.attempt(route, deployment, ctx, stream=hold) if ctx.trace is not None else None
         try:
-            result = await call(deployment)
-        except asyncio.CancelledError:
+            result = await (call(deployment) if span is None else span.propagate(call(deployment)))
+        except asyncio.CancelledError as error:
+            if span is not None:
+                span.failed(error)
             release()
             deployment.stats.cancelled()
             await asyncio.shield(self.breakers.release(permit))
             raise
         except BaseException as error:
+            if span is not None:
+                span.failed(error)
             if not isinstance(error, InterlaceError):
                 release()
                 deployment.stats.finished(time.monotonic() - started, ok=False)
@@ -199,6 +207,8 @@ class AttemptLoop:
             await self._settle(route, deployment, permit, error)
             raise
         elapsed = time.monotonic() - started
+        if span is not None:  # a stream's span ends with the stream
+            result = span.succeeded(result, elapsed=elapsed, stream=hold)
         deployment.stats.finished(elapsed, ok=True)
         ctx.attempts.append(Attempt(route.alias, deployment.name, "ok", elapsed))
         ctx.served_model, ctx.deployment = route.alias, deployment.name

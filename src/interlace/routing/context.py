@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from interlace.core.operations import Operation
+    from interlace.observability.spans import RequestTrace
+
 __all__ = ["Attempt", "RouteContext"]
 
 
@@ -44,8 +47,13 @@ class RouteContext:
     tenant: str | None = None
     user: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    shadow: bool = False
+    """A mirrored call (:mod:`interlace.routing.shadow`): never billed to the caller's quota."""
+    trace: RequestTrace | None = None
+    """The request's server span when tracing is on (:mod:`interlace.observability.spans`), else None."""
 
     requested_model: str | None = None
+    operation: Operation | None = None
     rule: str | None = None
     served_model: str | None = None
     deployment: str | None = None

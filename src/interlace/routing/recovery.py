@@ -31,7 +31,6 @@ __all__ = ["RecoveringStream"]
 log = logging.getLogger("interlace.routing.recovery")
 
 
-
 class RecoveringStream:
     def __init__(
         self,
@@ -41,6 +40,7 @@ class RecoveringStream:
         route: ModelRoute,
         *,
         max_recoveries: int = 2,
+        on_complete: Callable[[RecoveringStream], None] | None = None,
     ) -> None:
         self.router = router
         self.request = request
@@ -53,6 +53,10 @@ class RecoveringStream:
         self.stream_id: str | None = None
         self._continuing = False
         self._prefill_tokens = 0
+        # what a completed stream delivered, for on_complete (shadow traffic)
+        self.on_complete = on_complete
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
 
     async def run(self, stream: ChatChunks, *, release: Callable[[], None]) -> ChatChunks:
         try:
@@ -60,10 +64,12 @@ class RecoveringStream:
                 try:
                     async for chunk in stream:
                         yield self._pass(chunk)
+                    self._completed()
                     return
                 except StreamInterrupted as cut:
                     if self.finished:
                         log.warning("stream cut after its answer finished; finalised (%s)", cut.message)
+                        self._completed()
                         return
                     if not self._can_continue():
                         raise
@@ -90,13 +96,24 @@ class RecoveringStream:
                 self.tool_calls_sent = True
             if choice.get("finish_reason"):
                 self.finished = True
+                self.finish_reason = choice["finish_reason"]
         usage = chunk.get("usage")
         if self._continuing and usage:
             usage = dict(usage)
             usage["completion_tokens"] = usage.get("completion_tokens", 0) + self._prefill_tokens
             usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage["completion_tokens"]
             chunk = {**chunk, "usage": usage}
+        if usage:
+            self.usage = usage
         return chunk
+
+    def _completed(self) -> None:
+        """The stream ended normally: tell ``on_complete``, which must never break the client's stream."""
+        if self.on_complete is not None:
+            try:
+                self.on_complete(self)
+            except Exception:
+                log.exception("stream completion callback failed; the stream is unaffected")
 
     def _can_continue(self) -> bool:
         n = self.request.body.get("n") or 1

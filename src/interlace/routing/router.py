@@ -9,6 +9,8 @@
 - A stream is committed to a deployment at its first token: until then a failure (or a first token
   slower than the deployment's ``first_token`` deadline) fails over; after it,
   :mod:`interlace.routing.recovery` continues a cut stream where a deployment can.
+- An answered chat request (a completed stream) of an alias with ``shadow`` may be mirrored to its
+  candidate in the background by :mod:`interlace.routing.shadow`; the client never waits for it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from interlace.routing.context import RouteContext
     from interlace.routing.deployment import Deployment, ModelRoute
     from interlace.routing.rules import TrafficRules
+    from interlace.routing.shadow import ShadowMirror
 
 __all__ = ["Router"]
 
@@ -75,6 +78,8 @@ class Router:
         self.routes = routes
         self.rules = rules
         self.attempts = AttemptLoop(breakers, rng=rng)
+        #: Shadow traffic (:mod:`interlace.routing.shadow`); the runtime sets it when a model has ``shadow``.
+        self.mirror: ShadowMirror | None = None
 
     def route(self, alias: str, operation: Operation) -> ModelRoute:
         route = self.routes.get(alias)
@@ -91,6 +96,7 @@ class Router:
 
     def _resolve(self, model: str, operation: Operation, ctx: RouteContext) -> ModelRoute:
         ctx.requested_model = model
+        ctx.operation = operation  # names the attempts' trace spans
         if self.rules:
             decision = self.rules.decide(
                 RequestFacts(
@@ -155,17 +161,29 @@ class Router:
 
     async def chat(self, request: ChatRequest, ctx: RouteContext) -> dict[str, Any]:
         request.deadline = ctx.deadline
+        mirror = self.mirror
+        started = time.monotonic() if mirror is not None else 0.0
         answer = await self._serve(request.model, "chat", ctx, lambda d: d.provider.chat(request))
         assert isinstance(answer, dict)
+        if mirror is not None:  # shadow traffic: starts a background task, never awaited here
+            mirror.after_answer(request, ctx, answer, time.monotonic() - started)
         return answer
 
     async def stream_chat(self, request: ChatRequest, ctx: RouteContext) -> ChatChunks:
         """Chunks of the first deployment whose first token arrived; a later cut is recovered if it can be."""
         request.deadline = ctx.deadline
+        mirror = self.mirror
+        started = time.monotonic() if mirror is not None else 0.0
         held = await self._serve(request.model, "chat", ctx, lambda d: _first_token(d, request), hold=True)
         assert isinstance(held, Held)
         route = self.routes[ctx.served_model or request.model]
-        recovery = RecoveringStream(self, request, ctx, route)
+        # shadow traffic: mirrored once the stream completed, with the text the client received
+        observer = (
+            mirror.stream_observer(request, ctx, started)
+            if mirror is not None and route.config.shadow is not None
+            else None
+        )
+        recovery = RecoveringStream(self, request, ctx, route, on_complete=observer)
         return recovery.run(held.value, release=held.release)
 
     async def continue_stream(

@@ -1,6 +1,6 @@
 """Bearer-key authentication: ``Authorization: Bearer KEY`` (OpenAI) or ``x-api-key: KEY`` (Anthropic).
 
-Health and API-description paths stay open so orchestrators can probe the gateway.
+Health, metrics and API-description paths stay open so orchestrators can probe and scrape the gateway.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MasterKeyAuth"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
 
 
 class MasterKeyAuth:

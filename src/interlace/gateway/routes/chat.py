@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
@@ -39,23 +40,33 @@ def decode_chat_request(body: dict[str, Any]) -> ChatRequest:
 
 
 class ChatRoutes:
-    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+    ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     async def completions(self, request: Request) -> Response:
+        with self.recorder.begin(request, "chat", "/v1/chat/completions") as rec:
+            return await self._completions(request, rec)
+
+    async def _completions(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
         op = decode_chat_request(body)
-        ctx = self.contexts(request, body)
+        ctx = rec.route(self.contexts(request, body), body)
         if op.stream:
             chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
             return EventStreamResponse(
-                openai_events(chunks, include_usage=op.include_usage), headers=ctx.response_headers()
+                openai_events(rec.stream(chunks), include_usage=op.include_usage),
+                headers=ctx.response_headers(),
+                on_close=rec.close,
             )
         answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
         if not answer.get("usage"):
             answer["usage"] = _estimated_usage(op.body, answer)
+        rec.answered(answer)
         return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
 
 

@@ -15,6 +15,7 @@ from interlace.gateway.schemas import ClassifyRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
@@ -22,20 +23,28 @@ __all__ = ["ClassifyRoutes"]
 
 
 class ClassifyRoutes:
-    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+    ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     async def classify(self, request: Request) -> Response:
+        with self.recorder.begin(request, "classify", "/v1/classify") as rec:
+            return await self._classify(request, rec)
+
+    async def _classify(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
         parsed = validate(ClassifyRequestBody, body)
-        ctx = self.contexts(request, body)
+        ctx = rec.route(self.contexts(request, body), body)
         inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
         op = ClassifyRequest(
             model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
         )
         result = await cancel_on_disconnect(self.router.classify(op, ctx), request.receive)
+        rec.classified(result)
         data = [
             {
                 "object": "classification",

@@ -18,6 +18,7 @@ from interlace.gateway.schemas import EmbeddingRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
@@ -25,12 +26,19 @@ __all__ = ["EmbeddingRoutes", "encode_base64"]
 
 
 class EmbeddingRoutes:
-    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+    ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     async def create(self, request: Request) -> Response:
+        with self.recorder.begin(request, "embeddings", "/v1/embeddings") as rec:
+            return await self._create(request, rec)
+
+    async def _create(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
         parsed = validate(EmbeddingRequestBody, body)
         raw = parsed.input
@@ -38,8 +46,9 @@ class EmbeddingRoutes:
         op = EmbeddingRequest(
             model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
         )
-        ctx = self.contexts(request, body)
+        ctx = rec.route(self.contexts(request, body), body)
         result = await cancel_on_disconnect(self.router.embed(op, ctx), request.receive)
+        rec.counted(result.prompt_tokens)
         as_base64 = parsed.encoding_format == "base64"
         data = [
             {

@@ -19,17 +19,24 @@ from interlace.gateway.schemas import InferenceRequestBody
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
 __all__ = ["InferenceV2Routes"]
 
+_INFER = "/v2/models/{model}/infer"
+_VERSIONED_INFER = "/v2/models/{model}/versions/{version}/infer"
+
 
 class InferenceV2Routes:
-    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+    ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     def _op(self, request: Request, body: dict[str, object] | None = None) -> InferRequest:
         return InferRequest(
@@ -39,10 +46,15 @@ class InferenceV2Routes:
         )
 
     async def infer(self, request: Request) -> Response:
+        endpoint = _VERSIONED_INFER if "version" in request.path_params else _INFER
+        with self.recorder.begin(request, "infer", endpoint) as rec:
+            return await self._infer(request, rec)
+
+    async def _infer(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
         validate(InferenceRequestBody, body)
         op = self._op(request, body)
-        ctx = self.contexts(request)
+        ctx = rec.route(self.contexts(request))
         answer = await cancel_on_disconnect(self.router.infer(op, ctx), request.receive)
         answer["model_name"] = op.model
         return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())

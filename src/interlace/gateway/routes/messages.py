@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from starlette.requests import Request
 
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.router import Router
 
@@ -30,23 +31,35 @@ __all__ = ["MessagesRoutes"]
 
 
 class MessagesRoutes:
-    def __init__(self, router: Router, contexts: ContextFactory, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+    ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     async def create(self, request: Request) -> Response:
+        with self.recorder.begin(request, "chat", "/v1/messages") as rec:
+            return await self._create(request, rec)
+
+    async def _create(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
         validate(MessagesRequestBody, body)
         alias = body["model"]
         chat_body = messages_request_to_chat(body)
         stream = bool(body.get("stream"))
         op = ChatRequest(model=alias, body=chat_body, stream=stream, include_usage=stream)
-        ctx = self.contexts(request, chat_body)
+        ctx = rec.route(self.contexts(request, chat_body), chat_body)
         if stream:
             chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
-            return EventStreamResponse(anthropic_events(chunks, model=alias), headers=ctx.response_headers())
+            return EventStreamResponse(
+                anthropic_events(rec.stream(chunks), model=alias),
+                headers=ctx.response_headers(),
+                on_close=rec.close,
+            )
         answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
+        rec.answered(answer)
         message = chat_response_to_messages(answer, model=alias)
         return Response(orjson.dumps(message), media_type="application/json", headers=ctx.response_headers())
 
