@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from tests.support.gateway import GatewayServer
 
 from interlace.config import parse_config
 from interlace.testing import Fault, UpstreamServer
-from tests.support.gateway import GatewayServer
 
 
 def _redis_up() -> bool:

@@ -62,7 +62,9 @@ def stack_config(openai_url: str, anthropic_url: str, inference_url: str, state_
     }
     lines = [f"state:\n  dir: {state_dir}\n", "models:\n"]
     for alias, deployments in models.items():
-        lines.append(f"  {alias}:\n    deployments:\n{deployments}")
+        # a Retry-After longer than the alias will wait for is passed straight to the client
+        settings = "    retry: {max_retry_after: 5}\n" if alias == "ratelimited" else ""
+        lines.append(f"  {alias}:\n{settings}    deployments:\n{deployments}")
     return "".join(lines)
 
 
