@@ -196,3 +196,18 @@ def test_a_long_unknown_model_name_is_clipped(caplog: pytest.LogCaptureFixture) 
     RequestLog().observe(_record(requested_model="m" * 10_000, status=404))
     (line,) = lines(caplog)
     assert line["model"] == "m" * 128
+
+
+def test_configure_logging_in_console_format() -> None:
+    out = io.StringIO()
+    output = configure_logging(LogsConfig(format="console"), stream=out)
+    try:
+        RequestLog(format="console").observe(_record())
+        logging.getLogger("interlace.example").warning("plain %s", "words")
+    finally:
+        output.close()
+    request, warning = out.getvalue().splitlines()
+    assert "request_id=r-1" in request
+    assert "latency_ms=250.0" in request
+    assert "plain words" in warning
+    assert "[warning" in warning
