@@ -256,9 +256,29 @@ def render_markdown(result: dict) -> str:
             f"| {_signed(a['total']['p50'])} | {_signed(a['total']['p99'])} |"
         )
     lines += _routing_lines(result.get("routing") or [])
+    lines += _observability_lines(result.get("observability") or [])
     if result["errors"]:
         lines += ["", "## Errors", "", *(f"- {e}" for e in result["errors"])]
     return "\n".join(lines) + "\n"
+
+
+def _observability_lines(rows: list[dict]) -> list[str]:
+    """The same gateway configuration with observability off, default, and with tracing."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Observability overhead (one run each)",
+        "",
+        "| c | variant | req/s | p50 | p99 | errors |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['concurrency']} | {r['variant']} | {r['rps']:,.0f} | {r['p50_ms']:.3f} "
+        f"| {r['p99_ms']:.3f} | {r['errors']} |"
+        for r in rows
+    ]
+    return lines
 
 
 def _routing_lines(rows: list[dict]) -> list[str]:

@@ -31,6 +31,7 @@ from _procs import (
     upstream_argv,
 )
 from _procs import write_config as _write_config
+from _sink import TraceSink
 from _stream import measure_streaming
 from _wrk import ensure_wrk, run_wrk, wrk_version
 
@@ -163,6 +164,56 @@ def measure_routing(args, *, gateway_port: int, wrk: str, progress) -> list[dict
     return rows
 
 
+OBSERVABILITY_OFF = "observability: {metrics: {enabled: false}, logs: {request_log: false}}\n"
+
+
+def measure_observability(
+    args, *, procs, logs, workdir, upstream_port, gateway_port, wrk, progress
+) -> list[dict]:
+    """The default gateway (metrics and request log on) against one with both off and one tracing too."""
+    rows = []
+    with TraceSink() as sink:
+        variants = {"metrics + request log (default)": gateway_port}
+        for label, extra in (
+            ("metrics and request log off", OBSERVABILITY_OFF),
+            (
+                "default + tracing (OTLP, every request sampled)",
+                f"telemetry: {{otlp_endpoint: '{sink.url}'}}\n",
+            ),
+        ):
+            config = _write_config(
+                workdir / f"obs-{len(variants)}.yaml", upstream_port, workdir / "state", extra
+            )
+            _, port, _ = start_gateway(procs, logs, config, f"obs-{len(variants)}")
+            variants[label] = port
+        for c in ROUTING_CONCURRENCY:
+            for label, port in variants.items():
+                progress.step(f"observability: {label} c={c}")
+                url = f"http://{HOST}:{port}/v1/chat/completions"
+                common = {
+                    "wrk": wrk,
+                    "url": url,
+                    "model": "bench",
+                    "threads": wrk_threads(c),
+                    "connections": c,
+                }
+                run_wrk(**common, seconds=args.warmup)
+                run = run_wrk(**common, seconds=args.duration)
+                lat = run["latency_us"]
+                rows.append(
+                    {
+                        "variant": label,
+                        "concurrency": c,
+                        "rps": run["rps"],
+                        "p50_ms": lat["p50"] / 1000,
+                        "p99_ms": lat["p99"] / 1000,
+                        "errors": run["error_count"],
+                    }
+                )
+                progress.note(f"{run['rps']:,.0f} req/s · p50 {lat['p50'] / 1000:.3f} ms")
+    return rows
+
+
 def measure_cold_starts(procs, workdir, logs, upstream_port, progress) -> dict[str, list[float]]:
     """Spawn → first successful chat completion: into an empty state dir, then into an existing one."""
     times: dict[str, list[float]] = {"new (first start)": [], "existing (restart)": []}
@@ -186,7 +237,13 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     wrk = ensure_wrk(notes)
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    total = 2 * COLD_STARTS + args.repeat * len(args.concurrency) * 2 + 1 + 2 * len(ROUTING_CONCURRENCY)
+    total = (
+        2 * COLD_STARTS
+        + args.repeat * len(args.concurrency) * 2
+        + 1
+        + 2 * len(ROUTING_CONCURRENCY)
+        + 3 * len(ROUTING_CONCURRENCY)
+    )
     progress = Progress(total)
     print(f"starting the fake upstream and interlace on {HOST} (logs in {logs})", file=sys.stderr)
     upstream, upstream_port = start_upstream(procs, logs, upstream_argv())
@@ -207,6 +264,16 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     )
     after_load_rss = gateway.rss_kib()
     routing = measure_routing(args, gateway_port=gateway_port, wrk=wrk, progress=progress)
+    observability = measure_observability(
+        args,
+        procs=procs,
+        logs=logs,
+        workdir=workdir,
+        upstream_port=upstream_port,
+        gateway_port=gateway_port,
+        wrk=wrk,
+        progress=progress,
+    )
 
     progress.step(f"streaming: {args.streams} sequential requests per target, alternating")
     samples = measure_streaming(ports, args.streams)
@@ -239,6 +306,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         "cold_start": {label: _report.spread(ms) for label, ms in cold.items()},
         "streaming": streaming,
         "routing": routing,
+        "observability": observability,
         "runs": runs,
         "errors": errors,
         "notes": notes,
