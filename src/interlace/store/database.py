@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import insert, text
@@ -46,7 +47,8 @@ class Database:
         if self.url.startswith("sqlite"):
             database = self.url.split("///", 1)[-1]
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self._engine = create_async_engine(self.url)
+        # orjson for JSON columns: the event log serialises a record per request
+        self._engine = create_async_engine(self.url, json_serializer=_dumps, json_deserializer=orjson.loads)
         try:
             async with self._engine.begin() as connection:
                 await connection.run_sync(_upgrade_to_head)
@@ -82,6 +84,10 @@ class Database:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _upgrade_to_head(connection: Connection) -> None:
