@@ -121,7 +121,7 @@ class UpstreamServer:
         host: str = "127.0.0.1",
         port: int = 0,
         loop: LoopName = "asyncio",
-        startup_timeout: float = 5.0,
+        startup_timeout: float = 30.0,
     ) -> None:
         self.app = make_upstream(app) if isinstance(app, str) else app
         self.host = host

@@ -12,10 +12,10 @@ from interlace.protocols.anthropic.from_anthropic import (
     chat_response_to_messages,
     messages_request_to_chat,
 )
+from interlace.protocols.anthropic.stream_to_chat import MessagesStreamToChatChunks
 from interlace.protocols.anthropic.to_anthropic import (
     DEFAULT_MAX_TOKENS,
     FINISH_REASON_BY_STOP_REASON,
-    MessagesStreamToChatChunks,
     chat_request_to_messages,
     messages_response_to_chat,
 )

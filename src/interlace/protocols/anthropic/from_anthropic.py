@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from interlace.core.errors import RequestError, UpstreamProtocolError
-from interlace.protocols.anthropic.to_anthropic import (
+from interlace.protocols.anthropic._validation import (
     _as_array,
     _as_int,
     _as_number,
@@ -45,9 +45,9 @@ from interlace.protocols.anthropic.to_anthropic import (
     _block_type,
     _body,
     _count,
-    _decode_arguments,
     _encode_arguments,
 )
+from interlace.protocols.anthropic.to_anthropic import _decode_arguments
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
