@@ -7,12 +7,11 @@ answers → canonical); :mod:`.from_anthropic` serves the gateway's Anthropic-co
 
 from interlace.protocols.anthropic.from_anthropic import (
     STOP_REASON_BY_FINISH_REASON,
-    ChatChunksToMessagesStream,
-    StreamEvent,
     chat_response_to_messages,
     messages_request_to_chat,
 )
 from interlace.protocols.anthropic.stream_to_chat import MessagesStreamToChatChunks
+from interlace.protocols.anthropic.stream_to_messages import ChatChunksToMessagesStream, StreamEvent
 from interlace.protocols.anthropic.to_anthropic import (
     DEFAULT_MAX_TOKENS,
     FINISH_REASON_BY_STOP_REASON,
