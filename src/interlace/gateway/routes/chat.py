@@ -5,23 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.responses import Response
 
 from interlace.core.errors import InterlaceError
 from interlace.core.operations import ChatRequest
 from interlace.core.usage import estimate_tokens, usage_dict
 from interlace.gateway.bodies import read_json, validate
 from interlace.gateway.disconnect import EventStreamResponse, cancel_on_disconnect
+from interlace.gateway.routes._base import ApiRoutes, json_response
 from interlace.gateway.schemas import ChatCompletionRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.requests import Request
+    from starlette.responses import Response
 
-    from interlace.gateway.recording import Recorder, Recording
-    from interlace.gateway.route_context import ContextFactory
-    from interlace.routing.router import Router
+    from interlace.gateway.recording import Recording
 
 __all__ = ["ChatRoutes", "decode_chat_request"]
 
@@ -39,15 +38,7 @@ def decode_chat_request(body: dict[str, Any]) -> ChatRequest:
     )
 
 
-class ChatRoutes:
-    def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
-    ) -> None:
-        self.router = router
-        self.contexts = contexts
-        self.max_body_bytes = max_body_bytes
-        self.recorder = recorder
-
+class ChatRoutes(ApiRoutes):
     async def completions(self, request: Request) -> Response:
         with self.recorder.begin(request, "chat", "/v1/chat/completions") as rec:
             return await self._completions(request, rec)
@@ -67,7 +58,7 @@ class ChatRoutes:
         if not answer.get("usage"):
             answer["usage"] = _estimated_usage(op.body, answer)
         rec.answered(answer)
-        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
+        return json_response(answer, ctx)
 
 
 async def openai_events(

@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import orjson
-from starlette.responses import Response
-
 from interlace.core.operations import ClassifyRequest
 from interlace.gateway.bodies import read_json, validate
 from interlace.gateway.disconnect import cancel_on_disconnect
+from interlace.gateway.routes._base import ApiRoutes, json_response
 from interlace.gateway.schemas import ClassifyRequestBody
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+    from starlette.responses import Response
 
-    from interlace.gateway.recording import Recorder, Recording
-    from interlace.gateway.route_context import ContextFactory
-    from interlace.routing.router import Router
+    from interlace.gateway.recording import Recording
 
 __all__ = ["ClassifyRoutes"]
 
 
-class ClassifyRoutes:
-    def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
-    ) -> None:
-        self.router = router
-        self.contexts = contexts
-        self.max_body_bytes = max_body_bytes
-        self.recorder = recorder
-
+class ClassifyRoutes(ApiRoutes):
     async def classify(self, request: Request) -> Response:
         with self.recorder.begin(request, "classify", "/v1/classify") as rec:
             return await self._classify(request, rec)
@@ -62,4 +51,4 @@ class ClassifyRoutes:
             "data": data,
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         }
-        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
+        return json_response(answer, ctx)

@@ -7,33 +7,22 @@ import base64
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-from starlette.responses import Response
-
 from interlace.core.operations import EmbeddingRequest
 from interlace.gateway.bodies import read_json, validate
 from interlace.gateway.disconnect import cancel_on_disconnect
+from interlace.gateway.routes._base import ApiRoutes, json_response
 from interlace.gateway.schemas import EmbeddingRequestBody
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+    from starlette.responses import Response
 
-    from interlace.gateway.recording import Recorder, Recording
-    from interlace.gateway.route_context import ContextFactory
-    from interlace.routing.router import Router
+    from interlace.gateway.recording import Recording
 
 __all__ = ["EmbeddingRoutes", "encode_base64"]
 
 
-class EmbeddingRoutes:
-    def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
-    ) -> None:
-        self.router = router
-        self.contexts = contexts
-        self.max_body_bytes = max_body_bytes
-        self.recorder = recorder
-
+class EmbeddingRoutes(ApiRoutes):
     async def create(self, request: Request) -> Response:
         with self.recorder.begin(request, "embeddings", "/v1/embeddings") as rec:
             return await self._create(request, rec)
@@ -64,7 +53,7 @@ class EmbeddingRoutes:
             "model": parsed.model,
             "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
         }
-        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
+        return json_response(answer, ctx)
 
 
 def encode_base64(vector: list[float]) -> str:

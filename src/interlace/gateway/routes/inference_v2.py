@@ -8,20 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import orjson
 from starlette.responses import Response
 
 from interlace.core.operations import InferRequest
 from interlace.gateway.bodies import read_json, validate
 from interlace.gateway.disconnect import cancel_on_disconnect
+from interlace.gateway.routes._base import ApiRoutes, json_response
 from interlace.gateway.schemas import InferenceRequestBody
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from interlace.gateway.recording import Recorder, Recording
-    from interlace.gateway.route_context import ContextFactory
-    from interlace.routing.router import Router
+    from interlace.gateway.recording import Recording
 
 __all__ = ["InferenceV2Routes"]
 
@@ -29,15 +27,7 @@ _INFER = "/v2/models/{model}/infer"
 _VERSIONED_INFER = "/v2/models/{model}/versions/{version}/infer"
 
 
-class InferenceV2Routes:
-    def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
-    ) -> None:
-        self.router = router
-        self.contexts = contexts
-        self.max_body_bytes = max_body_bytes
-        self.recorder = recorder
-
+class InferenceV2Routes(ApiRoutes):
     def _op(self, request: Request, body: dict[str, object] | None = None) -> InferRequest:
         return InferRequest(
             model=request.path_params["model"],
@@ -57,7 +47,7 @@ class InferenceV2Routes:
         ctx = rec.route(self.contexts(request))
         answer = await cancel_on_disconnect(self.router.infer(op, ctx), request.receive)
         answer["model_name"] = op.model
-        return Response(orjson.dumps(answer), media_type="application/json", headers=ctx.response_headers())
+        return json_response(answer, ctx)
 
     async def metadata(self, request: Request) -> Response:
         op = self._op(request)
@@ -65,7 +55,7 @@ class InferenceV2Routes:
             self.router.model_metadata(op, self.contexts(request)), request.receive
         )
         answer["name"] = op.model
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return json_response(answer)
 
     async def ready(self, request: Request) -> Response:
         route = self.router.route(request.path_params["model"], "infer")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.responses import Response
 
 from interlace.core.errors import InterlaceError
 from interlace.core.operations import ChatRequest
 from interlace.gateway.bodies import read_json, validate
 from interlace.gateway.disconnect import EventStreamResponse, cancel_on_disconnect
+from interlace.gateway.routes._base import ApiRoutes, json_response
 from interlace.gateway.schemas import MessagesRequestBody
 from interlace.protocols.anthropic import (
     ChatChunksToMessagesStream,
@@ -22,23 +22,14 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from starlette.requests import Request
+    from starlette.responses import Response
 
-    from interlace.gateway.recording import Recorder, Recording
-    from interlace.gateway.route_context import ContextFactory
-    from interlace.routing.router import Router
+    from interlace.gateway.recording import Recording
 
 __all__ = ["MessagesRoutes"]
 
 
-class MessagesRoutes:
-    def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
-    ) -> None:
-        self.router = router
-        self.contexts = contexts
-        self.max_body_bytes = max_body_bytes
-        self.recorder = recorder
-
+class MessagesRoutes(ApiRoutes):
     async def create(self, request: Request) -> Response:
         with self.recorder.begin(request, "chat", "/v1/messages") as rec:
             return await self._create(request, rec)
@@ -61,7 +52,7 @@ class MessagesRoutes:
         answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
         rec.answered(answer)
         message = chat_response_to_messages(answer, model=alias)
-        return Response(orjson.dumps(message), media_type="application/json", headers=ctx.response_headers())
+        return json_response(message, ctx)
 
 
 async def anthropic_events(chunks: AsyncIterator[dict[str, Any]], *, model: str) -> AsyncIterator[bytes]:
