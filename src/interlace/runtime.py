@@ -31,6 +31,7 @@ from interlace.routing.router import Router
 from interlace.routing.rules import TrafficRules
 from interlace.routing.shadow import ShadowMirror
 from interlace.routing.strategies import build_strategy
+from interlace.security.gate import Gate
 from interlace.store.database import Database, default_database_url
 from interlace.store.shadow import ShadowRecorder
 
@@ -82,6 +83,8 @@ class Runtime:
             else MemoryBreakerStore()
         )
         self.breakers = Breakers(store)
+        # the admission policies every request passes (interlace.security.gate)
+        self.gate = Gate()
         self._encoders: dict[str, SentenceEncoder] = {}
         self._loading: list[asyncio.Task[None]] = []
         routes = build_routes(config, rng=self.rng, encoders=self._encoder)
@@ -141,6 +144,7 @@ class Runtime:
                 await task
         await asyncio.gather(*(p.aclose() for p in self.providers), return_exceptions=True)
         await asyncio.gather(*(e.aclose() for e in self._encoders.values()), return_exceptions=True)
+        await self.gate.aclose()  # settles quotas and budgets still in flight, before Redis closes
         if self.redis is not None:
             await self.redis.aclose()
         await self.event_log.aclose()  # writes every queued record before the database closes

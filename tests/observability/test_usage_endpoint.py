@@ -14,18 +14,21 @@ from tests.conftest import fake_models_yaml
 from tests.support.events import record
 
 from interlace.config import parse_config
+from interlace.core.principal import Principal
 from interlace.gateway.app import build_app
+from interlace.gateway.identity import PRINCIPAL_SCOPE_KEY
 from interlace.runtime import Runtime
 
 TODAY = datetime.now(UTC).date()
 
 
 def as_tenant(app: ASGIApp, tenant: str | None) -> ASGIApp:
-    """What the identity middleware (issue 4) will do: put the caller's tenant in the scope."""
+    """What the auth middleware does for a key of ``tenant``: put its principal in the scope."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if tenant is not None:
-            scope = {**scope, "interlace.tenant": tenant}
+            principal = Principal(kind="key", id=f"ik_{tenant}", tenant=tenant)
+            scope = {**scope, PRINCIPAL_SCOPE_KEY: principal}
         await app(scope, receive, send)
 
     return wrapped

@@ -23,7 +23,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from interlace.config._base import Strict as _Strict
+from interlace.config.tenants import TenantConfig
 
 __all__ = [
     "AuthConfig",
@@ -53,10 +56,6 @@ __all__ = [
 ProviderKind = Literal["openai", "anthropic", "inference_v2", "local", "fake"]
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Timeouts(_Strict):
@@ -349,6 +348,9 @@ class Config(_Strict):
     )
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig, description="Prometheus metrics and structured logs."
+    )
+    tenants: dict[str, TenantConfig] = Field(
+        default_factory=dict, description="Per-tenant policies (limits, budget, PII, residency) by tenant id."
     )
 
     @field_validator("models")

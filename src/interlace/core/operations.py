@@ -21,6 +21,7 @@ __all__ = [
     "EmbeddingResult",
     "InferRequest",
     "LabelScore",
+    "ModelRequest",
     "Operation",
 ]
 
@@ -93,3 +94,7 @@ class InferRequest:
     version: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     deadline: float | None = None
+
+
+ModelRequest: TypeAlias = ChatRequest | EmbeddingRequest | ClassifyRequest | InferRequest
+"""Any request the router serves (what the admission policies see)."""

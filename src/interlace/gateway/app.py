@@ -46,12 +46,13 @@ def build_app(runtime: Runtime) -> Starlette:
     recorder = Recorder(
         runtime.observers, router.routes, capture_content=config.observability.logs.include_content
     )
-    chat = ChatRoutes(router, contexts, max_body_bytes=limit, recorder=recorder)
-    embeddings = EmbeddingRoutes(router, contexts, max_body_bytes=limit, recorder=recorder)
-    classify = ClassifyRoutes(router, contexts, max_body_bytes=limit, recorder=recorder)
-    messages = MessagesRoutes(router, contexts, max_body_bytes=limit, recorder=recorder)
+    gate = runtime.gate
+    chat = ChatRoutes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
+    embeddings = EmbeddingRoutes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
+    classify = ClassifyRoutes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
+    messages = MessagesRoutes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
     models = ModelRoutes(router, created=runtime.started_at)
-    inference = InferenceV2Routes(router, contexts, max_body_bytes=limit, recorder=recorder)
+    inference = InferenceV2Routes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
     health = HealthRoutes(runtime)
     usage = UsageRoutes(runtime.database)
     openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled))

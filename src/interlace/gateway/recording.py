@@ -40,8 +40,8 @@ from starlette.exceptions import HTTPException
 from interlace.core.errors import InterlaceError
 from interlace.core.usage import estimate_tokens
 from interlace.gateway.disconnect import ClientDisconnected
+from interlace.gateway.identity import principal_of
 from interlace.gateway.middleware.request_id import new_request_id, request_id
-from interlace.gateway.routes.usage import TENANT_SCOPE_KEY
 from interlace.gateway.stream_watch import StreamWatch, answer_confidence
 from interlace.observability.cost import cost_usd
 from interlace.observability.labels import OPERATIONS
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from interlace.observability.observer import RequestObserver
     from interlace.routing.context import RouteContext
     from interlace.routing.deployment import ModelRoute
+    from interlace.security.gate import Admission
 
 __all__ = ["CLIENT_CLOSED", "Recorder", "Recording"]
 
@@ -131,6 +132,7 @@ class Recording:
         "_started",
         "_wall",
         "_watch",
+        "admission",
         "completion",
         "confidence",
         "ctx",
@@ -152,6 +154,8 @@ class Recording:
         self.endpoint = endpoint
         self.request_id = request_id(scope) or new_request_id()
         self.ctx: RouteContext | None = None
+        self.admission: Admission[Any] | None = None
+        """Set when the request passed the gate: settled (quotas, budgets) once it is recorded."""
         self.usage: Usage | None = None
         self.confidence: float | None = None
         self.completion: str | None = None
@@ -232,9 +236,13 @@ class Recording:
         recorder = self._recorder
         recorder.in_flight[self.operation] -= 1
         try:
-            recorder.emit(self._record(status, code))
+            record = self._record(status, code)
+            recorder.emit(record)
         except Exception:  # recording must never break the answer it records
             log.exception("could not record request %s", self.request_id)
+            return
+        if self.admission is not None:
+            self.admission.settle(record)
 
     def _record(self, status: int, code: str | None) -> RequestRecord:
         scope = self._scope
@@ -249,10 +257,13 @@ class Recording:
             status=status,
             error_code=code,
             trace_id=_trace_id(scope),
-            tenant=scope.get(TENANT_SCOPE_KEY),
             usage=self.usage or Usage(),
             confidence=self.confidence,
         )
+        principal = ctx.principal if ctx is not None else principal_of(scope)
+        if principal.kind != "anonymous":
+            record.api_key_id = principal.id
+        record.tenant = principal.tenant
         if watch is not None:
             record.stream = True
             record.partial = status != 200  # noqa: PLR2004 - an error event, or the client left
@@ -269,8 +280,7 @@ class Recording:
             record.attempt_log = [
                 AttemptOutcome(a.model, a.deployment, a.outcome, a.seconds) for a in ctx.attempts
             ]
-            record.api_key_id = ctx.api_key
-            record.tenant = ctx.tenant or record.tenant
+            record.decisions = ctx.decisions
         if self._recorder.capture_content:
             body = self._body
             if body is not None:

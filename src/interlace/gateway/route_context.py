@@ -1,10 +1,11 @@
-"""Build the per-request :class:`RouteContext` from the HTTP request: deadline, tags, caller facts."""
+"""Build the per-request :class:`RouteContext` from the HTTP request: caller, deadline, tags, facts."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
+from interlace.gateway.identity import principal_of
 from interlace.observability.tracing import TRACE_SCOPE_KEY
 from interlace.resilience.retry import parse_deadline_header
 from interlace.routing.context import RouteContext
@@ -38,6 +39,7 @@ class ContextFactory:
         return RouteContext(
             deadline=time.monotonic() + seconds,
             headers=headers,
+            principal=principal_of(request.scope),
             required_tags=parse_tags_header(tags_value, header=self._tags_header) if tags_value else {},
             user=user if isinstance(user, str) else None,
             metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},

@@ -79,6 +79,8 @@ class RequestRecord:
     """Time to the first token of a stream."""
     chunk_gaps_s: list[float] = field(default_factory=list)
     """Gaps between consecutive chunks of a stream (bounded sample)."""
+    decisions: list[str] = field(default_factory=list)
+    """What the admission policies decided (:mod:`interlace.security.gate`), for the audit log."""
     confidence: float | None = None
     """From logprobs (mean token probability) or a classifier's top score, when available."""
     shadow: bool = False

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from interlace.core.principal import ANONYMOUS, Principal
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -43,8 +45,8 @@ class RouteContext:
     """Absolute ``time.monotonic()`` after which no new attempt starts."""
     headers: Mapping[str, str] = field(default_factory=dict)
     required_tags: Mapping[str, str] = field(default_factory=dict)
-    api_key: str | None = None
-    tenant: str | None = None
+    principal: Principal = ANONYMOUS
+    """Who is calling (:mod:`interlace.core.principal`): set by authentication, read by every policy."""
     user: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     shadow: bool = False
@@ -60,6 +62,19 @@ class RouteContext:
     fallback: bool = False
     recovered: int = 0
     attempts: list[Attempt] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    """What the policies decided (``pii:mask EMAIL_ADDRESS=2``, ``residency:eu`` …), for the audit log."""
+    headers_out: dict[str, str] = field(default_factory=dict)
+    """Response headers a policy adds (``x-ratelimit-*``)."""
+
+    @property
+    def api_key(self) -> str | None:
+        """The caller's credential id (never a secret), or None for an open gateway."""
+        return None if self.principal.kind == "anonymous" else self.principal.id
+
+    @property
+    def tenant(self) -> str | None:
+        return self.principal.tenant
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -75,4 +90,6 @@ class RouteContext:
             headers["x-interlace-fallback"] = "true"
         if self.rule is not None:
             headers["x-interlace-rule"] = self.rule
+        if self.headers_out:
+            headers.update(self.headers_out)
         return headers

@@ -295,8 +295,7 @@ class ShadowMirror:
         ctx = RouteContext(
             deadline=time.monotonic() + total,
             required_tags=dict(primary.required_tags),
-            api_key=primary.api_key,
-            tenant=primary.tenant,
+            principal=primary.principal,
             user=primary.user,
             metadata=dict(primary.metadata),
             shadow=True,

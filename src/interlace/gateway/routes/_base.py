@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from starlette.responses import Response
 
+from interlace.core.operations import ModelRequest
+from interlace.security.gate import Call
+
 if TYPE_CHECKING:
-    from interlace.gateway.recording import Recorder
+    from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.context import RouteContext
     from interlace.routing.router import Router
+    from interlace.security.gate import Admission, Gate
 
 __all__ = ["ApiRoutes", "json_response"]
+
+RequestT = TypeVar("RequestT", bound=ModelRequest)
 
 
 class ApiRoutes:
     """Base of the route classes that serve model operations through the router."""
 
     def __init__(
-        self, router: Router, contexts: ContextFactory, *, max_body_bytes: int, recorder: Recorder
+        self,
+        router: Router,
+        contexts: ContextFactory,
+        *,
+        max_body_bytes: int,
+        recorder: Recorder,
+        gate: Gate,
     ) -> None:
         self.router = router
         self.contexts = contexts
         self.max_body_bytes = max_body_bytes
         self.recorder = recorder
+        self.gate = gate
+
+    async def admit(
+        self, rec: Recording, endpoint: str, op: RequestT, ctx: RouteContext
+    ) -> Admission[RequestT]:
+        """Pass ``op`` through the gate's policies (403, 429 … raise); its recording settles them."""
+        admission = await self.gate.admit(Call(ctx.principal, endpoint, op, ctx))
+        rec.admission = admission
+        return admission
 
 
 def json_response(answer: Any, ctx: RouteContext | None = None) -> Response:

@@ -47,14 +47,16 @@ class ChatRoutes(ApiRoutes):
         body = await read_json(request, self.max_body_bytes)
         op = decode_chat_request(body)
         ctx = rec.route(self.contexts(request, body), body)
+        admission = await self.admit(rec, "chat", op, ctx)
+        op = admission.op  # masked, when a PII policy masks
         if op.stream:
             chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
             return EventStreamResponse(
-                openai_events(rec.stream(chunks), include_usage=op.include_usage),
+                openai_events(rec.stream(admission.restore_stream(chunks)), include_usage=op.include_usage),
                 headers=ctx.response_headers(),
                 on_close=rec.close,
             )
-        answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
+        answer = admission.restore(await cancel_on_disconnect(self.router.chat(op, ctx), request.receive))
         if not answer.get("usage"):
             answer["usage"] = _estimated_usage(op.body, answer)
         rec.answered(answer)

@@ -32,6 +32,7 @@ class ClassifyRoutes(ApiRoutes):
         op = ClassifyRequest(
             model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
         )
+        op = (await self.admit(rec, "classify", op, ctx)).op
         result = await cancel_on_disconnect(self.router.classify(op, ctx), request.receive)
         rec.classified(result)
         data = [

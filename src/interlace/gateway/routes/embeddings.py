@@ -36,6 +36,7 @@ class EmbeddingRoutes(ApiRoutes):
             model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
         )
         ctx = rec.route(self.contexts(request, body), body)
+        op = (await self.admit(rec, "embeddings", op, ctx)).op
         result = await cancel_on_disconnect(self.router.embed(op, ctx), request.receive)
         rec.counted(result.prompt_tokens)
         as_base64 = parsed.encoding_format == "base64"

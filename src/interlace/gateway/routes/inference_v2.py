@@ -45,6 +45,7 @@ class InferenceV2Routes(ApiRoutes):
         validate(InferenceRequestBody, body)
         op = self._op(request, body)
         ctx = rec.route(self.contexts(request))
+        op = (await self.admit(rec, "infer", op, ctx)).op
         answer = await cancel_on_disconnect(self.router.infer(op, ctx), request.receive)
         answer["model_name"] = op.model
         return json_response(answer, ctx)

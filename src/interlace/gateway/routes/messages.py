@@ -42,14 +42,16 @@ class MessagesRoutes(ApiRoutes):
         stream = bool(body.get("stream"))
         op = ChatRequest(model=alias, body=chat_body, stream=stream, include_usage=stream)
         ctx = rec.route(self.contexts(request, chat_body), chat_body)
+        admission = await self.admit(rec, "chat", op, ctx)
+        op = admission.op  # masked, when a PII policy masks
         if stream:
             chunks = await cancel_on_disconnect(self.router.stream_chat(op, ctx), request.receive)
             return EventStreamResponse(
-                anthropic_events(rec.stream(chunks), model=alias),
+                anthropic_events(rec.stream(admission.restore_stream(chunks)), model=alias),
                 headers=ctx.response_headers(),
                 on_close=rec.close,
             )
-        answer = await cancel_on_disconnect(self.router.chat(op, ctx), request.receive)
+        answer = admission.restore(await cancel_on_disconnect(self.router.chat(op, ctx), request.receive))
         rec.answered(answer)
         message = chat_response_to_messages(answer, model=alias)
         return json_response(message, ctx)

@@ -3,10 +3,9 @@
 Query parameters: ``start`` and ``end`` (UTC days ``YYYY-MM-DD``, both included; default the last 30
 days to today) and ``group_by`` (``day``, the default, ``model`` or ``api_key``).
 
-Tenant scoping: the tenant is ``request.scope["interlace.tenant"]``, which the authentication
-middleware sets from the caller's identity (API keys and tenants, issue 4; until then nothing sets it).
-Absent or ``None``, the caller is the single default tenant and sees only requests that had no tenant.
-A tenant never sees another's usage.
+Tenant scoping: the tenant is the authenticated caller's (:func:`~interlace.gateway.identity.principal_of`).
+A caller without a tenant (the master key, or a gateway without authentication) sees the requests
+that had no tenant. A tenant never sees another's usage.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import orjson
 from starlette.responses import Response
 
 from interlace.core.errors import RequestError
+from interlace.gateway.identity import principal_of
 from interlace.observability.events import GROUP_BY, GroupBy, UsageRow, usage
 
 if TYPE_CHECKING:
@@ -25,10 +25,7 @@ if TYPE_CHECKING:
 
     from interlace.store.database import Database
 
-__all__ = ["TENANT_SCOPE_KEY", "UsageRoutes"]
-
-TENANT_SCOPE_KEY = "interlace.tenant"
-"""The ASGI scope key the authenticated caller's tenant is read from."""
+__all__ = ["UsageRoutes"]
 
 _DEFAULT_DAYS = 30
 _MAX_DAYS = 3660
@@ -59,7 +56,7 @@ class UsageRoutes:
                 param="group_by",
                 code="invalid_value",
             )
-        tenant = request.scope.get(TENANT_SCOPE_KEY)
+        tenant = principal_of(request.scope).tenant
         rows = await usage(self.database, tenant=tenant, start=start, end=end, group_by=group_by)
         body = {
             "object": "usage",

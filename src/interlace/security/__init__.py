@@ -1,0 +1,1 @@
+"""Policies every request passes: identity, scopes, residency, PII masking, quotas, budgets, audit."""
