@@ -22,6 +22,7 @@ from interlace.observability.events import EventLog, default_spool_dir
 from interlace.observability.logs import RequestLog
 from interlace.observability.metrics import Metrics
 from interlace.observability.observer import FanOut
+from interlace.jobs.system import JobSystem
 from interlace.observability.tracing import Tracing
 from interlace.providers.registry import build_provider
 from interlace.resilience.breaker import Breakers
@@ -31,7 +32,14 @@ from interlace.routing.router import Router
 from interlace.routing.rules import TrafficRules
 from interlace.routing.shadow import ShadowMirror
 from interlace.routing.strategies import build_strategy
+from interlace.security.audit.writer import AuditWriter, default_audit_spool_dir
+from interlace.security.authn import Authenticator
 from interlace.security.gate import Gate
+from interlace.security.keys import KeyCache, KeyStore
+from interlace.security.oidc import OidcVerifier
+from interlace.security.pii import PiiPolicy
+from interlace.security.quotas import Quotas
+from interlace.security.residency import ResidencyPolicy
 from interlace.store.database import Database, default_database_url
 from interlace.store.shadow import ShadowRecorder
 
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
     from interlace.providers.local import SentenceEncoder
     from interlace.providers.registry import EncoderSource
     from interlace.resilience.breaker_store import BreakerStore
+    from interlace.security.authn import TokenVerifier
 
 __all__ = ["Runtime", "build_routes"]
 
@@ -65,10 +74,41 @@ class Runtime:
         self.started_at = int(time.time())
         self.rng = random.Random()  # noqa: S311 - load spreading and sampling, not security
         self.database = Database(config.state.database_url or default_database_url(config.state.dir))
+        # --- authentication (interlace.security.authn): master/admin key, virtual keys, OIDC tokens ---
+        self.keys = KeyStore(self.database)
+        auth = config.auth
+        self.key_cache: KeyCache | None = (
+            KeyCache(
+                self.keys,
+                refresh_interval=auth.key_cache.refresh_interval,
+                lookups_per_second=auth.key_cache.lookups_per_second,
+            )
+            if auth.enabled
+            else None
+        )
+        self.authenticator = Authenticator(
+            master_key=auth.master_key.get_secret_value() if auth.master_key is not None else None,
+            admin_key=auth.admin_key.get_secret_value() if auth.admin_key is not None else None,
+            keys=self.key_cache,
+            tokens=self._token_verifier(),
+        )
+        # --- end authentication ---
         # sinks of every finished request's record; the event log appends them to request_events
         self.observers = FanOut()
         self.event_log = EventLog(self.database, spool_dir=default_spool_dir(config.state.dir))
         self.observers.add(self.event_log)
+        # --- audit (interlace.security.audit): the hash-chained log of every request ---
+        audit = config.audit
+        self.audit: AuditWriter | None = None
+        if audit.enabled:
+            self.audit = AuditWriter(
+                self.database,
+                spool_dir=audit.spool_dir or default_audit_spool_dir(config.state.dir),
+                key=audit.key,
+                content=audit.content,
+            )
+            self.observers.add(self.audit)
+        # --- end audit ---
         self.redis: Redis | None = (
             # one quick retry at most: shared state is advisory, a dead Redis must not slow requests
             Redis.from_url(
@@ -83,11 +123,22 @@ class Runtime:
             else MemoryBreakerStore()
         )
         self.breakers = Breakers(store)
-        # the admission policies every request passes (interlace.security.gate)
-        self.gate = Gate()
+        # the admission policies every request passes (interlace.security.gate): scopes (built in),
+        # residency, PII — each inserted after the scopes, before these two — rate limits, budgets
+        self.quotas = Quotas(config, database=self.database)
+        self.gate = Gate([self.quotas.rate_limits, self.quotas.budgets])
         self._encoders: dict[str, SentenceEncoder] = {}
         self._loading: list[asyncio.Task[None]] = []
         routes = build_routes(config, rng=self.rng, encoders=self._encoder)
+        # residency (interlace.security.residency): right after the scopes, before PII, limits, budgets
+        residency = ResidencyPolicy.from_config(config, routes)
+        if residency is not None:
+            self.gate.policies.insert(1, residency)
+        # PII masking (interlace.security.pii): after scopes and residency, before limits and budgets;
+        # presidio is imported only when some tenant or endpoint masks or blocks (by start())
+        self.pii = PiiPolicy.from_config(config)
+        if self.pii is not None:
+            self.gate.policies.insert(1 + (residency is not None), self.pii)
         self.providers: list[Provider] = [d.provider for r in routes.values() for d in r.deployments]
         self.router = Router(
             routes,
@@ -112,6 +163,10 @@ class Runtime:
         if observability.logs.request_log:
             self.observers.add(RequestLog.from_config(observability.logs))
         # --- end metrics and request log ---
+        if self.metrics is not None:  # quota store errors, quota refusals, soft budget crossings
+            self.metrics.registry.register(self.quotas.metrics)
+        # durable jobs, batches, webhooks (interlace.jobs); the worker starts with start()
+        self.jobs = JobSystem(config.jobs, self.database)
 
     def _encoder(self, model: str) -> SentenceEncoder:
         from interlace.providers.local import build_encoder  # noqa: PLC0415 - torch only when used
@@ -124,11 +179,27 @@ class Runtime:
     async def start(self, *, wait_for_models: bool = False) -> None:
         """Open the store, start every provider; local models load in the background unless asked."""
         await self.database.start()
+        if self.key_cache is not None:  # every key in memory before the first request
+            await self.key_cache.start()
+        if self.oidc is not None:  # the issuers' signing keys; an unreachable issuer is not fatal
+            await self.oidc.start()
         await self.event_log.start()
+        if self.audit is not None:  # appends what a stopped gateway left in the spool
+            await self.audit.start()
+        if self.pii is not None:  # the PII detector (presidio) loads in a worker thread
+            await self.pii.start()
         await asyncio.gather(*(p.start() for p in self.providers))
         self._loading = [asyncio.create_task(self._load(name, e)) for name, e in self._encoders.items()]
         if wait_for_models:
             await asyncio.gather(*self._loading)
+        # this process's job worker, when jobs.worker.enabled (interlace serve, interlace worker)
+        self.jobs.start(
+            router=self.router,
+            gate=self.gate,
+            observers=self.observers,
+            max_deadline=self.config.routing.max_deadline,
+            capture_content=self.config.observability.logs.include_content,
+        )
 
     async def _load(self, name: str, encoder: SentenceEncoder) -> None:
         began = time.perf_counter()
@@ -136,6 +207,7 @@ class Runtime:
         log.info("local model %s loaded in %.1fs", name, time.perf_counter() - began)
 
     async def stop(self) -> None:
+        await self.jobs.aclose()  # first: running jobs stop and give their leases back
         if self.shadow is not None:
             await self.shadow.aclose()  # before the providers and the database it uses
         for task in self._loading:
@@ -145,11 +217,34 @@ class Runtime:
         await asyncio.gather(*(p.aclose() for p in self.providers), return_exceptions=True)
         await asyncio.gather(*(e.aclose() for e in self._encoders.values()), return_exceptions=True)
         await self.gate.aclose()  # settles quotas and budgets still in flight, before Redis closes
+        await self.quotas.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.event_log.aclose()  # writes every queued record before the database closes
+        if self.audit is not None:  # after the gate settled, before the database closes
+            await self.audit.aclose()
+        if self.key_cache is not None:
+            await self.key_cache.aclose()
+        if self.oidc is not None:
+            await self.oidc.aclose()
         await self.database.aclose()
         await self.tracing.aclose()  # exports the spans still queued
+
+    def _token_verifier(self) -> TokenVerifier | None:
+        """The bearer-JWT verifier of ``auth.oidc`` (:mod:`interlace.security.oidc`), if configured."""
+        # --- oidc wiring point: kept as self.oidc, started and closed with the runtime ---
+        oidc = self.config.auth.oidc
+        self.oidc: OidcVerifier | None = OidcVerifier(oidc) if oidc is not None else None
+        return self.oidc
+
+    def readiness_details(self) -> dict[str, object]:
+        """What /readyz shows besides its checks: degraded but not failing dependencies."""
+        details: dict[str, object] = {}
+        if self.key_cache is not None:
+            details["api_keys"] = self.key_cache.details()
+        if self.oidc is not None:  # signing keys cached per issuer, and the last fetch error
+            details["oidc"] = self.oidc.details()
+        return details
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"config": True, "database": await self.database.ping()}
@@ -160,6 +255,8 @@ class Runtime:
                 checks["redis"] = False
         for name, encoder in self._encoders.items():
             checks[f"local_model:{name}"] = encoder.ready
+        if self.key_cache is not None:  # a snapshot to verify keys with (kept when the database fails)
+            checks["api_keys"] = self.key_cache.loaded
         return checks
 
 

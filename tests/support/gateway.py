@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 import uvicorn
 
-from interlace.cli.serve import bind_socket
+from interlace.cli.serve import bind_socket, tls_options
 from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
 
@@ -27,7 +27,8 @@ class GatewayServer:
         self._wait_for_models = wait_for_models
         self._sock = bind_socket("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._tls = tls_options(config.server.tls)  # server.tls: HTTPS (and mTLS) like `interlace serve`
+        self.url = f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -59,7 +60,12 @@ class GatewayServer:
     async def _main(self) -> None:
         await self.runtime.start(wait_for_models=self._wait_for_models)
         config = uvicorn.Config(
-            build_app(self.runtime), lifespan="off", access_log=False, log_level="warning", loop="none"
+            build_app(self.runtime),
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            loop="none",
+            **self._tls,
         )
         self._server = uvicorn.Server(config)
         task = asyncio.create_task(self._server.serve(sockets=[self._sock]))

@@ -4,7 +4,8 @@ Builds the routing objects from the configuration exactly as the gateway does (p
 but not started: no network, no database, no model load) and prints, for one described request: each
 traffic rule and why it did or did not match, the alias that serves it, its strategy, its deployments
 in the strategy's order (provider, upstream model, weight, tags, price, timeouts, whether each has the
-required tags and can continue a cut stream), the retry and breaker policies, the fallback, context
+required tags, whether the caller's residency rule allows it and whether it can continue a cut
+stream), the retry and breaker policies, the fallback, context
 and content-policy chains, and the shadow configuration.
 """
 
@@ -24,6 +25,7 @@ from interlace.resilience.retry import parse_deadline_header
 from interlace.routing.rules import RequestFacts, TrafficRules
 from interlace.routing.strategies import parse_tags_header
 from interlace.runtime import build_routes
+from interlace.security.residency import ResidencyPolicy, ResidencyRule
 
 if TYPE_CHECKING:
     from collections.abc import ItemsView, Mapping
@@ -129,9 +131,14 @@ def explain_request(config: Config, facts: RequestFacts, *, tags: str | None, co
     route = routes.get(decision.model)
     if route is None:
         raise ModelNotFound(decision.model, list(routes))
+    policy = ResidencyPolicy.from_config(config, routes)
+    residency = policy.rule_for(facts.tenant) if policy is not None else None
     console.rule(f"model {escape(route.alias)}")
     _print_model(console, route, required, deadline)
-    console.print(_deployments(route, required))
+    console.print(
+        f"[bold]residency:[/] {escape(residency.label if residency else 'no rule')}", highlight=False
+    )
+    console.print(_deployments(route, required, residency))
     _print_policies(console, route.config, routes)
     return route
 
@@ -149,7 +156,7 @@ def _print_model(console: Console, route: ModelRoute, required: Mapping[str, str
         console.print(f"[bold]{name}:[/] {escape(value)}", highlight=False)
 
 
-def _deployments(route: ModelRoute, required: Mapping[str, str]) -> Table:
+def _deployments(route: ModelRoute, required: Mapping[str, str], residency: ResidencyRule | None) -> Table:
     table = Table(title=f"deployments of {route.alias}, in the strategy's order")
     for column in (
         "#",
@@ -165,19 +172,23 @@ def _deployments(route: ModelRoute, required: Mapping[str, str]) -> Table:
         "concurrency",
     ):
         table.add_column(column)
+    if residency is not None:  # only when a rule applies: region and type decide nothing otherwise
+        table.add_column("residency")
     wanted = required.items()
     for rank, deployment in enumerate(route.strategy.order(route.deployments), start=1):
-        table.add_row(*(escape(cell) for cell in _deployment_row(rank, deployment, wanted)))
+        table.add_row(*(escape(cell) for cell in _deployment_row(rank, deployment, wanted, residency)))
     return table
 
 
-def _deployment_row(rank: int, deployment: Deployment, wanted: ItemsView[str, str]) -> list[str]:
+def _deployment_row(
+    rank: int, deployment: Deployment, wanted: ItemsView[str, str], residency: ResidencyRule | None
+) -> list[str]:
     cfg = deployment.config
     t, price = cfg.timeouts, cfg.price
     limit = "unbounded" if cfg.max_concurrency is None else f"{cfg.max_concurrency} (+{cfg.max_queue} queued)"
     declared = "" if cfg.supports_prefill is None else " (declared)"
     has_tags = deployment.tags.items() >= wanted
-    return [
+    row = [
         str(rank),
         deployment.name,
         deployment.provider.kind + (" (azure)" if cfg.api_style == "azure" else ""),
@@ -193,6 +204,11 @@ def _deployment_row(rank: int, deployment: Deployment, wanted: ItemsView[str, st
         ("yes" if deployment.supports_prefill else "no") + declared,
         limit,
     ]
+    if residency is not None:
+        excluded = residency.exclusion(cfg)
+        where = f"{cfg.region or 'no region'}, {cfg.provider_type}"
+        row.append(f"allowed ({where})" if excluded is None else f"NO ({excluded}) — skipped")
+    return row
 
 
 def _print_policies(console: Console, model: ModelConfig, routes: Mapping[str, ModelRoute]) -> None:

@@ -9,12 +9,17 @@ import typer
 from rich.console import Console
 
 from interlace import __version__
+from interlace.cli.audit import audit_app
 from interlace.cli.check import print_model_table
 from interlace.cli.events import events_app
 from interlace.cli.explain import route_app
+from interlace.cli.jobs import jobs_app
+from interlace.cli.functions import functions_app
+from interlace.cli.keys import keys_app
 from interlace.cli.serve import serve_forever
 from interlace.cli.shadow import shadow_app
 from interlace.cli.usage import usage_command
+from interlace.cli.worker import worker_command
 from interlace.config.defaults import embedded_default
 from interlace.config.loader import load_config
 from interlace.core.errors import ConfigError
@@ -32,7 +37,12 @@ app = typer.Typer(
 app.add_typer(shadow_app)  # interlace shadow report
 app.add_typer(route_app)  # interlace route explain
 app.add_typer(events_app)  # interlace events replay
+app.add_typer(functions_app)  # interlace functions list | show | test
+app.add_typer(audit_app)  # interlace audit verify|export
+app.add_typer(keys_app)  # interlace keys create|list|show|rotate|revoke
 app.command("usage")(usage_command)
+app.command("worker")(worker_command)  # interlace worker: runs jobs from the shared queue
+app.add_typer(jobs_app)  # interlace jobs list|show|dead|retry|cancel|batches
 
 ConfigOption = Annotated[
     Path | None,

@@ -1,4 +1,8 @@
-"""``interlace serve``: bind, start the runtime, serve with uvicorn until interrupted."""
+"""``interlace serve``: bind, start the runtime, serve with uvicorn until interrupted.
+
+With ``server.tls`` it serves HTTPS (and, with ``tls.client_ca_file``, requires client certificates);
+the certificate and key are loaded before the port is bound, so a bad file stops the start-up.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import ipaddress
 import logging
 import signal
 import socket
-from typing import TYPE_CHECKING
+import ssl
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -24,8 +29,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from interlace.config.schema import Config
+    from interlace.config.tls import ServerTLSConfig
 
-__all__ = ["bind_socket", "serve_forever"]
+__all__ = ["bind_socket", "serve_forever", "tls_options"]
 
 
 def serve_forever(
@@ -40,17 +46,19 @@ def serve_forever(
     ):
         raise ConfigError(
             f"refusing to serve on {host} without authentication — set auth.master_key "
-            "(e.g. `master_key: ${INTERLACE_MASTER_KEY}`), bind 127.0.0.1, or set "
+            "(e.g. `master_key: ${INTERLACE_MASTER_KEY}`) or auth.virtual_keys: true, bind 127.0.0.1, or set "
             "server.allow_unauthenticated_public_bind: true if this network is trusted",
             file=source if source != "embedded default" else None,
         )
+    tls = tls_options(config.server.tls, source=source)
     sock = bind_socket(host, port)
     # every log line rendered by structlog (observability.logs.format), written off the event loop
     output = configure_logging(config.observability.logs)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     runtime = Runtime(config, config_source=source)
     bound_port = sock.getsockname()[1]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
+    scheme = "https" if tls else "http"
+    url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound_port}"
     console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]")
     for alias, route in runtime.router.routes.items():
         console.print(f"  model [green]{alias}[/] · {', '.join(sorted(route.operations))}")
@@ -58,7 +66,7 @@ def serve_forever(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(runtime, sock, host, bound_port))
+            runner.run(_serve(runtime, sock, host, bound_port, tls))
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
@@ -72,7 +80,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) -> None:
+async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int, tls: dict[str, Any]) -> None:
     await runtime.start()
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
     # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich); moving them out of the
@@ -89,12 +97,37 @@ async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int) ->
             log_level="warning",
             log_config=None,  # uvicorn's records go to the root handler of configure_logging
             timeout_graceful_shutdown=10,
+            **tls,
         )
     )
     try:
         await server.serve(sockets=[sock])
     finally:
         await runtime.stop()
+
+
+def tls_options(tls: ServerTLSConfig | None, *, source: str | None = None) -> dict[str, Any]:
+    """uvicorn's ssl settings for ``server.tls`` (empty without it), after checking the files load."""
+    if tls is None:
+        return {}
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.client_ca_file is not None:
+            context.load_verify_locations(cafile=tls.client_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"server.tls: cannot load {tls.cert_file} / {tls.key_file}"
+            f"{f' / {tls.client_ca_file}' if tls.client_ca_file else ''}: {exc} — cert_file must be a PEM "
+            "certificate chain and key_file its unencrypted PEM private key",
+            file=source if source not in {None, "embedded default"} else None,
+        ) from None
+    return {
+        "ssl_certfile": tls.cert_file,
+        "ssl_keyfile": tls.key_file,
+        "ssl_ca_certs": tls.client_ca_file,
+        "ssl_cert_reqs": ssl.CERT_REQUIRED if tls.client_ca_file is not None else ssl.CERT_NONE,
+    }
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

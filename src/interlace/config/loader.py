@@ -18,13 +18,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from interlace.config._function_tree import function_model_errors, gather_functions
 from interlace.config.schema import Config
 from interlace.core.errors import ConfigError
 
 __all__ = ["SECRET_FIELDS", "ConfigErrors", "load_config", "parse_config"]
 
 #: Fields that hold credentials: they must be ``${ENV_VAR}`` references, never plain text.
-SECRET_FIELDS = frozenset({"api_key", "master_key"})
+SECRET_FIELDS = frozenset({"api_key", "master_key", "admin_key", "hmac_key"})
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _WHOLE_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
@@ -81,14 +82,35 @@ def parse_config(
 
     resolver = _Resolver(filename, os.environ if environ is None else environ)
     plain = resolver.plain(tree, ())
+    # functions: list/mapping forms and include: files, relative to this file (config._function_tree)
+    gather_functions(plain, resolver, Path(filename).parent, lambda f: _load_part(f, resolver.env))
     if resolver.errors:
         raise ConfigErrors(resolver.errors)
     try:
-        return Config.model_validate(plain)
+        config = Config.model_validate(plain)
     except ValidationError as exc:
         raise ConfigErrors(
-            [_explain(err, resolver.lines, filename) for err in exc.errors(include_url=False)]
+            [_explain(err, resolver.lines, filename, resolver.files) for err in exc.errors(include_url=False)]
         ) from None
+    problems = function_model_errors(config, resolver)
+    if problems:
+        raise ConfigErrors(problems)
+    return config
+
+
+def _load_part(file: Path, env: typing.Mapping[str, str]) -> tuple[Any, _Resolver]:
+    """An included file's plain data, with its own lines (``functions.include``)."""
+    try:
+        tree = YAML(typ="rt").load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", file=str(file)) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or "invalid YAML"
+        raise ConfigError(f"YAML syntax error: {problem}", file=str(file), line=line) from None
+    part = _Resolver(str(file), env)
+    return part.plain(tree, ()), part
 
 
 class _Resolver:
@@ -98,6 +120,8 @@ class _Resolver:
         self.filename = filename
         self.env = env
         self.lines: dict[Path_, int] = {}
+        self.files: dict[Path_, str] = {}
+        """The file of a path that was written in an included file (``functions.include``)."""
         self.errors: list[ConfigError] = []
 
     def plain(self, node: Any, path: Path_) -> Any:
@@ -123,7 +147,11 @@ class _Resolver:
         line = _line_of(path, self.lines)
         field = path[-1] if path else ""
         if field in SECRET_FIELDS and not _WHOLE_ENV_REF.match(value.strip()):
-            var = "OPENAI_API_KEY" if field == "api_key" else "INTERLACE_MASTER_KEY"
+            var = {
+                "api_key": "OPENAI_API_KEY",
+                "admin_key": "INTERLACE_ADMIN_KEY",
+                "hmac_key": "INTERLACE_AUDIT_KEY",
+            }.get(str(field), "INTERLACE_MASTER_KEY")
             self.errors.append(
                 ConfigError(
                     f"'{field}' holds a plain-text secret — write `{field}: ${{{var}}}` "
@@ -151,9 +179,13 @@ class _Resolver:
         return _ENV_REF.sub(substitute, value)
 
 
-def _explain(err: Any, lines: dict[Path_, int], filename: str) -> ConfigError:
+def _explain(
+    err: Any, lines: dict[Path_, int], filename: str, files: dict[Path_, str] | None = None
+) -> ConfigError:
     loc: Path_ = tuple(err["loc"])
     line = _line_of(loc, lines)
+    found = files or {}
+    filename = next((found[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in found), filename)
     where = _dotted(loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":

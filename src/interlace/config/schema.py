@@ -21,12 +21,20 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from interlace.config._base import Strict as _Strict
+from interlace.config.audit import AuditConfig
+from interlace.config.auth import AuthConfig
+from interlace.config.functions import FunctionsConfig
+from interlace.config.jobs import JobsConfig
+from interlace.config.pii import PiiConfig
+from interlace.config.quotas import QuotasConfig, RateLimits
+from interlace.config.residency import ProviderType, ResidencyConfig
 from interlace.config.tenants import TenantConfig
+from interlace.config.tls import ServerTLSConfig, UpstreamTLSConfig
 
 __all__ = [
     "AuthConfig",
@@ -110,6 +118,32 @@ class DeploymentConfig(_Strict):
     options: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Provider-specific settings (fake: latency, faults)."
     )
+    # --- residency and TLS (config.residency, config.tls) ---
+    region: str | None = Field(
+        None, description="Where the upstream runs (eu-west-1), for residency rules. Default: tags.region."
+    )
+    provider_type: ProviderType = Field(
+        "external",
+        description="external (a third party's API), private (self-hosted) or local (in process). "
+        "Default: local for local and fake providers, external otherwise.",
+    )
+    tls: UpstreamTLSConfig = Field(
+        default_factory=UpstreamTLSConfig,
+        description="Upstream certificate verification (on by default), private CA, client certificate.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _placement_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("region") is None and isinstance(data.get("tags"), dict):
+                region = data["tags"].get("region")
+                data = {**data, "region": region} if isinstance(region, str) else data
+            if "provider_type" not in data and data.get("provider") in {"local", "fake"}:
+                data = {**data, "provider_type": "local"}
+        return data
+
+    # --- end residency and TLS ---
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> DeploymentConfig:
@@ -178,6 +212,9 @@ class ModelConfig(_Strict):
         default_factory=list, description="Aliases tried after a content-policy refusal (opt-in)."
     )
     shadow: ShadowConfig | None = None
+    limits: RateLimits | None = Field(
+        None, description="Requests and tokens per minute of this alias, across every caller."
+    )
 
 
 class SplitArm(_Strict):
@@ -252,20 +289,13 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8700, ge=0, le=65535)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Bodies over this answer 413.")
+    tls: ServerTLSConfig | None = Field(
+        None, description="Serve HTTPS with this certificate and key (and require client certificates)."
+    )
     allow_unauthenticated_public_bind: bool = Field(
         default=False,
         description="Serve on a non-loopback address without authentication. Never in production.",
     )
-
-
-class AuthConfig(_Strict):
-    master_key: SecretStr | None = Field(
-        None, description="A bearer key that may call every endpoint; a ${ENV_VAR} reference."
-    )
-
-    @property
-    def enabled(self) -> bool:
-        return self.master_key is not None
 
 
 class StateConfig(_Strict):
@@ -349,8 +379,28 @@ class Config(_Strict):
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig, description="Prometheus metrics and structured logs."
     )
+    residency: ResidencyConfig | None = Field(
+        None, description="Where requests may be routed (regions, provider types); a tenant's own rule wins."
+    )
+    quotas: QuotasConfig = Field(
+        default_factory=QuotasConfig,
+        description="How rate limits and budgets are enforced: Redis failure policy, output allowance.",
+    )
+    pii: PiiConfig = Field(
+        default_factory=PiiConfig,
+        description="Mask (reversibly) or block personal data and secrets in prompts; off by default.",
+    )
     tenants: dict[str, TenantConfig] = Field(
         default_factory=dict, description="Per-tenant policies (limits, budget, PII, residency) by tenant id."
+    )
+    jobs: JobsConfig = Field(
+        default_factory=JobsConfig, description="Durable jobs, batches and their signed webhooks."
+    )
+    functions: FunctionsConfig = Field(
+        default_factory=FunctionsConfig, description="AI functions: typed, versioned endpoints."
+    )
+    audit: AuditConfig = Field(
+        default_factory=AuditConfig, description="The hash-chained audit log of every request."
     )
 
     @field_validator("models")

@@ -15,17 +15,25 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
     ├── AuthenticationError           401
     ├── PermissionDenied              403
     ├── NotFound                      404
-    │   └── ModelNotFound             404  lists the available models
+    │   ├── ModelNotFound             404  lists the available models
+    │   └── FunctionNotFound          404  lists the available AI functions (and versions)
+    ├── Conflict                      409  the resource is not in a state that allows it (job already finished)
+    ├── IdempotencyConflict           422  an Idempotency-Key reused with a different request body
     ├── UnsupportedOperation          400  the model cannot do what was asked (e.g. chat on minilm)
+    ├── RateLimitExceeded             429  a key, tenant or model rpm/tpm limit (Retry-After, x-ratelimit-*)
+    │   └── BudgetExceeded            429  insufficient_quota: a key's or tenant's hard budget is spent
     ├── ServiceUnavailable            503  the gateway itself is not ready (model still loading)
-    │   └── CapacityExceeded          503  every candidate's bulkhead is full (with Retry-After)
+    │   ├── CapacityExceeded          503  every candidate's bulkhead is full (with Retry-After)
+    │   └── QuotaStoreUnavailable     503  the quota store failed and on_store_error is 'closed'
     └── UpstreamError                 502  an upstream failed in a way that is not the client's fault
         ├── UpstreamRateLimited       429  passed through with its Retry-After
         ├── UpstreamTimeout           504  connect, first byte or total deadline passed
         ├── UpstreamUnavailable       502  connection refused / reset before a response
         ├── UpstreamProtocolError     502  malformed body, wrong content type
         ├── UpstreamRejected          4xx  the upstream rejected the request (its status is passed through)
-        └── StreamInterrupted         502  a stream ended without its terminator or broke mid-way
+        ├── StreamInterrupted         502  a stream ended without its terminator or broke mid-way
+        └── FunctionOutputInvalid     502  an AI function's output stayed invalid after its re-asks
+                                           (carries the last raw output and the violations)
 """
 
 from __future__ import annotations
@@ -38,16 +46,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceeded",
     "CapacityExceeded",
     "ConfigError",
     "ContentPolicyViolation",
+    "Conflict",
     "ContextWindowExceeded",
+    "FunctionNotFound",
+    "FunctionOutputInvalid",
+    "IdempotencyConflict",
     "InterlaceError",
     "MethodNotAllowed",
     "ModelNotFound",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "QuotaStoreUnavailable",
+    "RateLimitExceeded",
     "RequestError",
     "ServiceUnavailable",
     "StreamInterrupted",
@@ -176,10 +191,61 @@ class ModelNotFound(NotFound):
         self.available = sorted(available)
 
 
+class Conflict(InterlaceError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class IdempotencyConflict(InterlaceError):
+    status_code = 422
+    error_type = "invalid_request_error"
+    default_code = "idempotency_key_reused"
+
+
+class FunctionNotFound(NotFound):
+    default_code = "function_not_found"
+
+
 class UnsupportedOperation(InterlaceError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "unsupported_operation"
+
+
+class RateLimitExceeded(InterlaceError):
+    """A rate limit of the caller's key, its tenant or the model was reached (OpenAI's 429).
+
+    As OpenAI does, the body's ``type`` names what ran out (``requests`` or ``tokens``) and ``code`` is
+    ``rate_limit_exceeded``; ``Retry-After`` says when enough of the window frees up.
+    """
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, kind: str | None = None, retry_after: float | None = None, **kwargs: Any
+    ) -> None:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if retry_after is not None:
+            headers["retry-after"] = _format_seconds(retry_after)
+        super().__init__(message, headers=headers, **kwargs)
+        self.kind = kind
+        self.retry_after = retry_after
+
+    def to_openai(self) -> dict[str, Any]:
+        body = super().to_openai()
+        if self.kind is not None:
+            body["error"]["type"] = self.kind
+        return body
+
+
+class BudgetExceeded(RateLimitExceeded):
+    """A hard budget is spent: OpenAI's ``insufficient_quota`` (429, type and code alike)."""
+
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class ServiceUnavailable(InterlaceError):
@@ -190,6 +256,10 @@ class ServiceUnavailable(InterlaceError):
 
 class CapacityExceeded(ServiceUnavailable):
     default_code = "capacity_exceeded"
+
+
+class QuotaStoreUnavailable(ServiceUnavailable):
+    default_code = "quota_store_unavailable"
 
 
 class UpstreamError(InterlaceError):
@@ -247,6 +317,34 @@ class UpstreamRejected(UpstreamError):
 class StreamInterrupted(UpstreamError):
     default_code = "stream_interrupted"
     retryable = False
+
+
+class FunctionOutputInvalid(UpstreamError):
+    """The model's answer never matched the function's output schema, re-asks included.
+
+    The body carries ``raw_output`` (the last answer, as the model wrote it) and ``violations``
+    (``{"path", "message"}`` per schema error, or the JSON parse error), never the invalid data as output.
+    """
+
+    default_code = "function_output_invalid"
+    retryable = False
+
+    def __init__(
+        self, message: str, *, raw_output: str, violations: list[dict[str, str]], attempts: int, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.raw_output = raw_output
+        self.violations = violations
+        self.attempts = attempts
+
+    def to_openai(self) -> dict[str, Any]:
+        body = super().to_openai()
+        body["error"] |= {
+            "raw_output": self.raw_output,
+            "violations": self.violations,
+            "attempts": self.attempts,
+        }
+        return body
 
 
 def _format_seconds(seconds: float) -> str:

@@ -12,22 +12,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from interlace.core.errors import InterlaceError
+from interlace.functions.runner import FunctionRunner
 from interlace.gateway.errors import handle_exception
-from interlace.gateway.middleware.auth import MasterKeyAuth
+from interlace.gateway.middleware.auth import Authenticate
 from interlace.gateway.middleware.request_id import RequestIdMiddleware, with_request_id
 from interlace.gateway.middleware.tracing import TracingMiddleware
 from interlace.gateway.openapi import build_openapi
 from interlace.gateway.recording import Recorder
 from interlace.gateway.route_context import ContextFactory
+from interlace.gateway.routes.admin_keys import AdminKeyRoutes
+from interlace.gateway.routes.audit import AuditRoutes
+from interlace.gateway.routes.async_work import async_routes
 from interlace.gateway.routes.chat import ChatRoutes
 from interlace.gateway.routes.classify import ClassifyRoutes
 from interlace.gateway.routes.embeddings import EmbeddingRoutes
+from interlace.gateway.routes.functions import FunctionRoutes
 from interlace.gateway.routes.health import HealthRoutes
 from interlace.gateway.routes.inference_v2 import InferenceV2Routes
 from interlace.gateway.routes.messages import MessagesRoutes
 from interlace.gateway.routes.metrics import MetricsRoutes
 from interlace.gateway.routes.models import ModelRoutes
 from interlace.gateway.routes.usage import UsageRoutes
+from interlace.store.shadow import ShadowRecorder
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -44,7 +50,10 @@ def build_app(runtime: Runtime) -> Starlette:
     contexts = ContextFactory(config.routing)
     # one RequestRecord per API request, to runtime.observers (metrics, request log, event log)
     recorder = Recorder(
-        runtime.observers, router.routes, capture_content=config.observability.logs.include_content
+        runtime.observers,
+        router.routes,
+        capture_content=config.observability.logs.include_content,
+        audit_content=config.audit.content if config.audit.enabled else "none",
     )
     gate = runtime.gate
     chat = ChatRoutes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
@@ -55,7 +64,13 @@ def build_app(runtime: Runtime) -> Starlette:
     inference = InferenceV2Routes(router, contexts, max_body_bytes=limit, recorder=recorder, gate=gate)
     health = HealthRoutes(runtime)
     usage = UsageRoutes(runtime.database)
-    openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled))
+    admin_keys = AdminKeyRoutes(runtime.keys, runtime.key_cache)  # operator only (admin or master key)
+    # AI functions (interlace.functions): run through the same gate and router
+    runner = FunctionRunner.from_config(
+        config.functions, router, gate, shadow_sink=ShadowRecorder(runtime.database), rng=runtime.rng
+    )
+    functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
+    openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled, functions=runner.registry))
 
     async def openapi_json(request: Request) -> Response:
         del request
@@ -68,6 +83,7 @@ def build_app(runtime: Runtime) -> Starlette:
         Route("/v1/messages", messages.create, methods=["POST"]),
         Route("/v1/models", models.list, methods=["GET"]),
         Route("/v1/usage", usage.get, methods=["GET"]),
+        Route("/v1/audit", AuditRoutes(runtime.database).list, methods=["GET"]),
         Route("/v1/models/{model:path}", models.retrieve, methods=["GET"]),
         Route("/v2/models/{model}/infer", inference.infer, methods=["POST"]),
         Route("/v2/models/{model}/versions/{version}/infer", inference.infer, methods=["POST"]),
@@ -77,14 +93,27 @@ def build_app(runtime: Runtime) -> Starlette:
         Route("/healthz", health.alive, methods=["GET"]),
         Route("/readyz", health.ready, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/v1/functions", functions.list, methods=["GET"]),
+        Route("/v1/functions/{name}", functions.call, methods=["POST"]),
+        Route("/v1/functions/{name}", functions.retrieve, methods=["GET"]),
+        Route("/v1/functions/{name}/versions/{version}", functions.call, methods=["POST"]),
+        # --- admin API: virtual keys ---
+        Route("/admin/v1/keys", admin_keys.create, methods=["POST"]),
+        Route("/admin/v1/keys", admin_keys.list, methods=["GET"]),
+        Route("/admin/v1/keys/{key_id}", admin_keys.retrieve, methods=["GET"]),
+        Route("/admin/v1/keys/{key_id}", admin_keys.revoke, methods=["DELETE"]),
+        Route("/admin/v1/keys/{key_id}/rotate", admin_keys.rotate, methods=["POST"]),
+        # --- end admin API: virtual keys ---
+        # durable jobs, webhooks, files, batches (interlace.jobs)
+        *async_routes(runtime.jobs, max_body_bytes=limit),
     ]
     if runtime.metrics is not None:  # observability.metrics.enabled
         runtime.metrics.live.watch_requests(recorder.in_flight)
         routes.append(Route("/metrics", MetricsRoutes(runtime.metrics).scrape, methods=["GET"]))
-    # the request id first, so every response carries x-request-id (401s of MasterKeyAuth included)
+    # the request id first, so every response carries x-request-id (401s of Authenticate included)
     middleware = [Middleware(RequestIdMiddleware)]
-    if config.auth.master_key is not None:
-        middleware.append(Middleware(MasterKeyAuth, key=config.auth.master_key.get_secret_value()))
+    if runtime.authenticator.enabled:  # auth.enabled: a master or admin key, virtual keys or OIDC
+        middleware.append(Middleware(Authenticate, authenticator=runtime.authenticator, recorder=recorder))
     if runtime.tracing.enabled:  # outermost: every request gets its server span, 401s included
         middleware.insert(0, Middleware(TracingMiddleware, tracing=runtime.tracing))
     return Starlette(

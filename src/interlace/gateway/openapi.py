@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic.json_schema import models_json_schema
 
 from interlace import __version__
+from interlace.gateway.function_openapi import add_function_operations
 from interlace.gateway.schemas import (
     ChatCompletionRequest,
     ClassifyRequestBody,
@@ -17,6 +18,8 @@ from interlace.gateway.schemas import (
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+    from interlace.functions.registry import FunctionRegistry
 
 __all__ = ["build_openapi"]
 
@@ -63,7 +66,9 @@ _OPERATIONS: list[tuple[str, str, str, type[BaseModel] | None, str]] = [
 ]
 
 
-def build_openapi(*, authenticated: bool) -> dict[str, Any]:
+def build_openapi(
+    *, authenticated: bool, functions: FunctionRegistry | None = None
+) -> dict[str, Any]:
     mode: Literal["validation"] = "validation"
     models = [(m, mode) for _, _, _, m, _ in _OPERATIONS if m is not None]
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
@@ -101,6 +106,7 @@ def build_openapi(*, authenticated: bool) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    add_function_operations(document, functions)  # one typed operation per AI function version
     if authenticated:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         document["security"] = [{"bearer": []}]

@@ -23,7 +23,8 @@ The record is built from attribute reads of what the route already has (the ``Ro
 answer's dicts, the stream watch); nothing is parsed again. The served deployment's price gives the
 cost (:func:`~interlace.observability.cost.cost_usd`; a deployment without a price costs nothing and
 skips the arithmetic). Prompt and completion text are put on the record only with
-``observability.logs.include_content``.
+``observability.logs.include_content`` (or ``audit.content: full``); with ``audit.content: hash``
+(the default) only their SHA-256 (``prompt_sha256``, ``completion_sha256``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ from interlace.gateway.identity import principal_of
 from interlace.gateway.middleware.request_id import new_request_id, request_id
 from interlace.gateway.stream_watch import StreamWatch, answer_confidence
 from interlace.observability.cost import cost_usd
-from interlace.observability.labels import OPERATIONS
+from interlace.observability.labels import OPERATIONS, operation_of
 from interlace.observability.record import AttemptOutcome, RequestRecord, Usage
 from interlace.observability.tracing import TRACE_SCOPE_KEY
+from interlace.security.audit.chain import content_digest
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from interlace.observability.observer import RequestObserver
     from interlace.routing.context import RouteContext
     from interlace.routing.deployment import ModelRoute
+    from interlace.security.audit.entry import ContentMode
     from interlace.security.gate import Admission
 
 __all__ = ["CLIENT_CLOSED", "Recorder", "Recording"]
@@ -87,7 +90,7 @@ class _Target:
 class Recorder:
     """Opens the :class:`Recording` of each request of one app, and hands finished records on."""
 
-    __slots__ = ("_observers", "_targets", "capture_content", "in_flight")
+    __slots__ = ("_observers", "_targets", "audit_content", "capture_content", "capture_text", "in_flight")
 
     def __init__(
         self,
@@ -95,6 +98,7 @@ class Recorder:
         routes: Mapping[str, ModelRoute],
         *,
         capture_content: bool = False,
+        audit_content: ContentMode = "none",
     ) -> None:
         self._observers = observers
         self._targets = {
@@ -103,11 +107,36 @@ class Recorder:
             for d in route.deployments
         }
         self.capture_content = capture_content
+        self.audit_content: ContentMode = audit_content
+        """What the audit log keeps of content (``audit.content``; ``none`` when it is off)."""
+        self.capture_text = capture_content or audit_content != "none"
         self.in_flight: dict[str, int] = dict.fromkeys(sorted(OPERATIONS), 0)
         """Requests begun and not yet recorded, per operation (read by the metrics at scrape time)."""
 
     def begin(self, request: Request, operation: str, endpoint: str) -> Recording:
         return Recording(self, request.scope, operation, endpoint)
+
+    # --- rejected authentication (interlace.gateway.middleware.auth) ---
+    def rejected(self, scope: Scope, error: InterlaceError) -> None:
+        """A request refused before any route (a failed authentication): recorded with its status and code."""
+        path: str = scope["path"]
+        try:
+            record = RequestRecord(
+                request_id=request_id(scope) or new_request_id(),
+                operation=operation_of(path),
+                endpoint=path[:256],
+                started_at=time.time(),
+                duration_s=0.0,
+                status=error.status,
+                error_code=error.code,
+                trace_id=_trace_id(scope),
+                decisions=[f"authn: rejected ({error.code})"],
+            )
+            self._observers.observe(record)
+        except Exception:  # recording must never break the answer it records
+            log.exception("could not record a rejected request")
+
+    # --- end rejected authentication ---
 
     def emit(self, record: RequestRecord) -> None:
         """Complete ``record`` with what its deployment says (provider, model, cost), and hand it on."""
@@ -185,7 +214,7 @@ class Recording:
         choices = answer.get("choices")
         self.usage = Usage.from_openai(usage) if usage else self._estimate(_answer_chars(choices))
         self.confidence = answer_confidence(choices)
-        if self._recorder.capture_content and choices:
+        if self._recorder.capture_text and choices:
             self.completion = str((choices[0].get("message") or {}).get("content") or "")
 
     def counted(self, prompt_tokens: int) -> None:
@@ -200,7 +229,7 @@ class Recording:
 
     def stream(self, chunks: ChatChunks) -> ChatChunks:
         """Watch a stream's chunks; its response must call :meth:`close` when it ends."""
-        self._watch = StreamWatch(self._started, capture_text=self._recorder.capture_content)
+        self._watch = StreamWatch(self._started, capture_text=self._recorder.capture_text)
         return self._watch.follow(chunks)
 
     def close(self) -> None:
@@ -216,7 +245,7 @@ class Recording:
             status, code = CLIENT_CLOSED, "client_disconnected"
         self.usage = Usage.from_openai(watch.usage) if watch.usage else self._estimate(watch.chars)
         self.confidence = watch.confidence
-        if self._recorder.capture_content:
+        if self._recorder.capture_text:
             self.completion = "".join(watch.text)
         self._finish(status, code)
 
@@ -264,6 +293,7 @@ class Recording:
         if principal.kind != "anonymous":
             record.api_key_id = principal.id
         record.tenant = principal.tenant
+        record.principal_kind, record.team, record.subject = principal.kind, principal.team, principal.subject
         if watch is not None:
             record.stream = True
             record.partial = status != 200  # noqa: PLR2004 - an error event, or the client left
@@ -281,11 +311,16 @@ class Recording:
                 AttemptOutcome(a.model, a.deployment, a.outcome, a.seconds) for a in ctx.attempts
             ]
             record.decisions = ctx.decisions
-        if self._recorder.capture_content:
+        recorder = self._recorder
+        if recorder.capture_text:
             body = self._body
-            if body is not None:
-                record.prompt = body.get("messages", body.get("input"))
-            record.completion = self.completion
+            prompt = body.get("messages", body.get("input")) if body is not None else None
+            if recorder.capture_content or recorder.audit_content == "full":
+                record.prompt = prompt
+                record.completion = self.completion
+            if recorder.audit_content == "hash":  # the audit log proves what was sent without keeping it
+                record.prompt_sha256 = content_digest(prompt)
+                record.completion_sha256 = content_digest(self.completion)
         return record
 
 

@@ -18,14 +18,30 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["KNOWN_ERROR_CODES", "NONE", "OPERATIONS", "OTHER", "LabelPolicy", "status_class"]
+__all__ = [
+    "KNOWN_ERROR_CODES",
+    "NONE",
+    "OPERATIONS",
+    "OTHER",
+    "LabelPolicy",
+    "operation_of",
+    "status_class",
+]
 
 OTHER: Final = "other"
 """Any value outside the configured or known set."""
 NONE: Final = "none"
 """No value (no model named yet, no deployment reached)."""
 
-OPERATIONS: Final = frozenset({"chat", "embeddings", "classify", "infer"})
+OPERATIONS: Final = frozenset({"chat", "embeddings", "classify", "infer", "function"})
+
+_OPERATION_PATHS: Final = (
+    ("/v1/chat/", "chat"),
+    ("/v1/messages", "chat"),
+    ("/v1/embeddings", "embeddings"),
+    ("/v1/classify", "classify"),
+    ("/v2/", "infer"),
+)
 
 KNOWN_ERROR_CODES: Final = frozenset(
     {
@@ -64,10 +80,31 @@ KNOWN_ERROR_CODES: Final = frozenset(
         "deployments_unavailable",
         # the gateway's recording of a request the client abandoned
         "client_disconnected",
+        # AI functions (interlace.functions)
+        "function_not_found",
+        "function_output_invalid",
+        "invalid_function_input",
+        "template_error",
+        "prompt_too_large",
+        # authentication (interlace.security.authn) and the key store
+        "missing_api_key",
+        "malformed_api_key",
+        "unknown_api_key",
+        "revoked_api_key",
+        "expired_api_key",
+        "database_unavailable",
     }
 )
 
 _STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def operation_of(path: str) -> str:
+    """The operation a request path asks for (a request refused before its route); ``other`` if none."""
+    for prefix, operation in _OPERATION_PATHS:
+        if path.startswith(prefix):
+            return operation
+    return OTHER
 
 
 def status_class(status: int) -> str:

@@ -91,6 +91,17 @@ class RequestRecord:
     """The request's messages or inputs as received — only with ``observability.logs.include_content``."""
     completion: str | None = None
     """The answer's text — only with ``observability.logs.include_content``."""
+    # --- audit (interlace.security.audit) ---
+    principal_kind: str | None = None
+    """``master``, ``key``, ``token`` or ``anonymous`` (:class:`~interlace.core.principal.Principal`)."""
+    team: str | None = None
+    subject: str | None = None
+    """The end user of the credential, when it names one."""
+    prompt_sha256: str | None = None
+    """SHA-256 of the request's messages or inputs — only with ``audit.content: hash``."""
+    completion_sha256: str | None = None
+    """SHA-256 of the answer's text — only with ``audit.content: hash``."""
+    # --- end audit ---
 
 
 @dataclass(slots=True, frozen=True)

@@ -7,7 +7,8 @@ before reading it and deletes it only once every event in it is in the database;
 harmless because the log ignores a request id it already has.
 
 Writes are buffered appends to the page cache, flushed to the OS after each call (no ``fsync``): a
-crash of the process loses nothing, a crash of the machine may lose the last few.
+crash of the process loses nothing, a crash of the machine may lose the last few. ``Spool(...,
+fsync=True)`` (the audit log's) also ``fsync``s each call and the directory a new file is made in.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ _PATTERN = "events-*.jsonl"
 class Spool:
     """The spool directory of one event log; the files are created on the first write."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, fsync: bool = False) -> None:
         self.directory = directory
+        self.fsync = fsync
         self._instance = uuid.uuid4().hex[:12]
         self._files = 0
         self._handle: IO[bytes] | None = None
@@ -49,6 +51,8 @@ class Spool:
             handle.write(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
             count += 1
         handle.flush()
+        if self.fsync:
+            os.fsync(handle.fileno())
         return count
 
     def _open(self) -> IO[bytes]:
@@ -57,6 +61,12 @@ class Spool:
         path = self.directory / f"events-{self._instance}-{self._files}.jsonl"
         handle = path.open("ab")
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self.fsync:  # the new file's name must survive a crash too
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         self._handle = handle
         log.warning("event log: spooling events to %s", path)
         return handle

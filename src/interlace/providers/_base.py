@@ -44,6 +44,7 @@ class HttpProvider(Provider):
             timeouts=deployment.timeouts,
             max_connections=deployment.max_connections,
             error_mapper=functools.partial(error_mapper, name),
+            tls=deployment.tls,
         )
 
     async def start(self) -> None:

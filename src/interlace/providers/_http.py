@@ -4,6 +4,16 @@ aiohttp exceptions are translated into the Interlace error tree here, once. Dead
 ``connect`` (TCP/TLS), ``first_byte`` (request sent → response headers), ``idle`` (silence between
 two reads of a streamed body) and ``total`` (the whole attempt). A traced attempt's W3C trace headers
 (:mod:`interlace.observability.propagation`) are added to every request it sends.
+
+TLS is explicit: an ``https`` upstream's certificate and host name are verified against the system
+trust store plus the deployment's ``tls.ca_file``, and ``tls.client_cert_file`` is presented when the
+upstream asks for one (mTLS); only a deployment's own ``tls.verify: false`` turns checking off. A
+failed verification or handshake is a 502 that says so (``upstream_tls_error``).
+
+An upstream may echo the credential it was sent in its error message (``Incorrect API key provided:
+sk-…``): the deployment's own credentials are redacted from every error translated here — and from
+the errors a provider raises while reading a stream (an in-stream error event) — so they reach
+neither the client nor the logs.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +30,7 @@ import aiohttp
 import orjson
 
 from interlace.core.errors import (
+    ConfigError,
     InterlaceError,
     StreamInterrupted,
     UpstreamError,
@@ -33,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from interlace.config.schema import Timeouts
+    from interlace.config.tls import UpstreamTLSConfig
 
 __all__ = [
     "ErrorMapper",
@@ -42,6 +55,7 @@ __all__ = [
     "base_error",
     "parse_retry_after",
     "upstream_message",
+    "upstream_ssl_context",
 ]
 
 
@@ -69,11 +83,22 @@ class UpstreamClient:
         timeouts: Timeouts,
         max_connections: int,
         error_mapper: ErrorMapper,
+        tls: UpstreamTLSConfig | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
+        # built now, so an unreadable certificate or key is a configuration error, not a failed request
+        self._presents_no_certificate = self.base_url.startswith("https:") and (
+            tls is None or tls.client_cert_file is None
+        )
+        self._ssl: ssl.SSLContext | bool = (
+            upstream_ssl_context(tls, name=name)
+            if tls is not None and self.base_url.startswith("https:")
+            else True
+        )
         self.timeouts = timeouts
         self._headers = {"content-type": "application/json", **headers}
+        self._secrets = _credentials(self._headers)
         self._max_connections = max_connections
         self._map_error = error_mapper
         self._session: aiohttp.ClientSession | None = None
@@ -84,6 +109,7 @@ class UpstreamClient:
             limit_per_host=self._max_connections,
             ttl_dns_cache=300,
             enable_cleanup_closed=True,
+            ssl=self._ssl,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -125,13 +151,15 @@ class UpstreamClient:
                 async with response:
                     raw = await response.read()
                     if response.status >= 400:  # noqa: PLR2004
-                        raise self._map_error(response.status, raw, response.headers)
+                        raise self._redact(self._map_error(response.status, raw, response.headers))
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"Deployment '{self.name}' answered with a body that is not JSON "
-                f"({len(raw)} bytes, starts {raw[:60]!r})."
+            raise self._redact(
+                UpstreamProtocolError(
+                    f"Deployment '{self.name}' answered with a body that is not JSON "
+                    f"({len(raw)} bytes, starts {raw[:60]!r})."
+                )
             ) from None
 
     @contextlib.asynccontextmanager
@@ -152,11 +180,23 @@ class UpstreamClient:
             if response.status >= 400:  # noqa: PLR2004
                 async with response:
                     raw = await response.read()
-                raise self._map_error(response.status, raw, response.headers)
+                raise self._redact(self._map_error(response.status, raw, response.headers))
         try:
             yield UpstreamStream(self, response, deadline)
+        except InterlaceError as error:  # a provider's mid-stream error quotes the upstream's event
+            redacted = self._redact(error)
+            if redacted is error:
+                raise
+            raise redacted from None
         finally:
             response.close()
+
+    def _redact(self, error: InterlaceError) -> InterlaceError:
+        """``error`` without the deployment's credentials in its message (an upstream may echo them)."""
+        message = error.message
+        for secret in self._secrets:
+            message = message.replace(secret, "[redacted]")
+        return error if message == error.message else error.with_message(message)
 
     def _deadline(self, request_deadline: float | None) -> float:
         """This attempt's deadline: the deployment's total, shortened by the request's own deadline."""
@@ -198,6 +238,18 @@ class UpstreamClient:
                 f"Deployment '{self.name}' did not finish within total={self.timeouts.total:g}s.",
                 code="total_timeout",
             ) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise UpstreamUnavailable(
+                f"TLS verification of deployment '{self.name}' at {self.base_url} failed: "
+                f"{exc.certificate_error} — trust its CA with the deployment's tls.ca_file.",
+                code="upstream_tls_error",
+            ) from None
+        except aiohttp.ClientSSLError as exc:
+            raise UpstreamUnavailable(
+                f"TLS handshake with deployment '{self.name}' at {self.base_url} failed: "
+                f"{getattr(exc, 'os_error', exc)} — check the deployment's tls settings.",
+                code="upstream_tls_error",
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnavailable(
                 f"Cannot connect to deployment '{self.name}' at {self.base_url}: "
@@ -213,8 +265,18 @@ class UpstreamClient:
             error = StreamInterrupted if phase == "stream" else UpstreamUnavailable
             raise error(
                 f"Connection to deployment '{self.name}' broke during the {phase}: "
-                f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}."
+                f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}.{self._tls_hint(exc)}"
             ) from None
+
+    def _tls_hint(self, exc: BaseException) -> str:
+        # TLS 1.3 servers refuse a missing client certificate after the handshake: the client only
+        # sees the connection close before any answer, so say what the likely cause is
+        if isinstance(exc, aiohttp.ServerDisconnectedError) and self._presents_no_certificate:
+            return (
+                " The upstream closed the TLS connection before answering: if it requires a client "
+                "certificate, set the deployment's tls.client_cert_file."
+            )
+        return ""
 
 
 class UpstreamStream:
@@ -276,6 +338,26 @@ class UpstreamStream:
             ) from None
 
 
+def upstream_ssl_context(tls: UpstreamTLSConfig, *, name: str) -> ssl.SSLContext:
+    """The TLS context for one deployment: verifying (system store + ``ca_file``), with its client cert."""
+    context = ssl.create_default_context()
+    try:
+        if tls.ca_file is not None:
+            context.load_verify_locations(cafile=tls.ca_file)
+        if tls.client_cert_file is not None:
+            context.load_cert_chain(tls.client_cert_file, tls.client_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        files = ", ".join(f for f in (tls.ca_file, tls.client_cert_file, tls.client_key_file) if f)
+        raise ConfigError(
+            f"deployment '{name}': cannot load its TLS files ({files}): {exc} — they must be PEM "
+            "certificates and an unencrypted PEM key that matches the certificate"
+        ) from None
+    if not tls.verify:  # this deployment only: its operator said so explicitly
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
     millis = headers.get("retry-after-ms")
@@ -305,6 +387,20 @@ def upstream_message(body: bytes) -> str:
             return str(error.get("message") or error)
         return str(error)
     return str(parsed)
+
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+_SHORTEST_SECRET = 8  # shorter values would redact ordinary words
+
+
+def _credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret values among a deployment's headers (a bearer token without its scheme too)."""
+    found: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() in _CREDENTIAL_HEADERS or "key" in name.lower() or "token" in name.lower():
+            found.add(value.strip())
+            found.add(value.strip().partition(" ")[2].strip())
+    return tuple(sorted((v for v in found if len(v) >= _SHORTEST_SECRET), key=len, reverse=True))
 
 
 def _loop_time(monotonic_deadline: float) -> float:

@@ -1,7 +1,7 @@
 """Routing: traffic rules, model aliases to deployments, strategies, retries, fallbacks, recovery."""
 
-from interlace.routing.context import Attempt, RouteContext
+from interlace.routing.context import Attempt, DeploymentFilter, RouteContext
 from interlace.routing.deployment import Deployment, ModelRoute
 from interlace.routing.router import Router
 
-__all__ = ["Attempt", "Deployment", "ModelRoute", "RouteContext", "Router"]
+__all__ = ["Attempt", "Deployment", "DeploymentFilter", "ModelRoute", "RouteContext", "Router"]

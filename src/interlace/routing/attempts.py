@@ -1,6 +1,7 @@
 """The attempt loop for one model alias: pick a healthy deployment, call it, decide what a failure means.
 
-- Candidates come in the alias's strategy order, filtered by required tags, minus deployments whose
+- Candidates come in the alias's strategy order, filtered by required tags and by the policies'
+  ``ctx.allow`` (residency: none is set unless a rule applies), minus deployments whose
   breaker is open or that are cooling down after a 429 (a half-open breaker lets a bounded number
   of probes through).
 - A deployment whose bulkhead is full is passed over for the next; when every one is full the
@@ -86,14 +87,7 @@ class AttemptLoop:
     ) -> T | Held[T]:
         """Serve from the first deployment that answers. With ``hold`` the slot outlives the call."""
         schedule = RetrySchedule.from_config(route.config.retry, deadline=ctx.deadline, rng=self._rng)
-        pool = [
-            d for d in filter_by_tags(route.deployments, ctx.required_tags) if eligible is None or eligible(d)
-        ]
-        if not pool:
-            raise UpstreamUnavailable(
-                f"No deployment of '{route.alias}' has the required tags {dict(ctx.required_tags)}.",
-                code="no_matching_deployment",
-            )
+        pool = _candidates(route, ctx, eligible)
         tried: set[str] = set()  # this round
         silent: set[str] = set()  # past their first-byte deadline: not again for this request
         retry_number = 0
@@ -233,6 +227,26 @@ class AttemptLoop:
         else:
             # the deployment answered; the request was at fault (400, context window, content policy)
             await self.breakers.record_success(permit, route.config.breaker)
+
+
+def _candidates(
+    route: ModelRoute, ctx: RouteContext, eligible: Callable[[Deployment], bool] | None
+) -> list[Deployment]:
+    """The alias's deployments this request may use: required tags, ``eligible``, the policies' ``allow``."""
+    tagged = filter_by_tags(route.deployments, ctx.required_tags)
+    pool = [d for d in tagged if eligible is None or eligible(d)]
+    if not pool:
+        raise UpstreamUnavailable(
+            f"No deployment of '{route.alias}' has the required tags {dict(ctx.required_tags)}.",
+            code="no_matching_deployment",
+        )
+    allow = ctx.allow
+    if allow is not None:
+        pool = [d for d in pool if allow.allows(d)]
+        if not pool:  # the router falls back, or refuses when the whole chain is excluded
+            refusal = allow.refuse(route.alias, [route])
+            raise UpstreamUnavailable(refusal.message, code="no_allowed_deployment")
+    return pool
 
 
 def _unavailable(route: ModelRoute, pick: _Unavailable) -> UpstreamUnavailable:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from interlace.core.principal import ANONYMOUS, Principal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
+    from interlace.core.errors import InterlaceError
     from interlace.core.operations import Operation
     from interlace.observability.spans import RequestTrace
+    from interlace.routing.deployment import Deployment, ModelRoute
 
-__all__ = ["Attempt", "RouteContext"]
+__all__ = ["Attempt", "DeploymentFilter", "RouteContext"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,6 +39,21 @@ class Attempt:
         return f"{text} — {self.message}" if self.message else text
 
 
+class DeploymentFilter(Protocol):
+    """A policy's restriction of the deployments one request may reach (residency rules).
+
+    The router applies it to every candidate (primary, retries, fallbacks, stream recovery, shadow
+    calls); when it leaves no deployment for the requested model and its fallbacks, the request is
+    refused with :meth:`refuse`'s error.
+    """
+
+    def allows(self, deployment: Deployment) -> bool: ...
+
+    def refuse(self, model: str, routes: Sequence[ModelRoute]) -> InterlaceError:
+        """The error for a request to ``model`` none of whose ``routes``' deployments is allowed."""
+        ...
+
+
 @dataclass(slots=True)
 class RouteContext:
     """Inputs from the request and the outcome of routing it."""
@@ -45,6 +62,8 @@ class RouteContext:
     """Absolute ``time.monotonic()`` after which no new attempt starts."""
     headers: Mapping[str, str] = field(default_factory=dict)
     required_tags: Mapping[str, str] = field(default_factory=dict)
+    allow: DeploymentFilter | None = None
+    """Set by a policy (residency) to keep the request on compliant deployments; None: every one."""
     principal: Principal = ANONYMOUS
     """Who is calling (:mod:`interlace.core.principal`): set by authentication, read by every policy."""
     user: str | None = None

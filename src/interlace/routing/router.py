@@ -2,6 +2,8 @@
 
 - Traffic rules may send a request to another alias or split it over several (A/B, canary).
 - Each alias is served by its :class:`AttemptLoop` (strategy, breakers, bulkheads, retries).
+- A policy's ``ctx.allow`` (residency) keeps every attempt on allowed deployments: an alias with none
+  allowed is passed over for its fallbacks, and a chain with none at all is the policy's refusal (403).
 - When an alias is exhausted, its ``fallbacks`` are tried in order; a context-window error goes
   to ``context_fallbacks`` instead, and a content-policy refusal to ``content_policy_fallbacks``
   when (and only when) that chain is configured. When everything failed, one error lists every
@@ -126,6 +128,7 @@ class Router:
         primary = self._resolve(model, operation, ctx)
         chain = [primary]
         index = 0
+        failure: UpstreamError | None = None  # the last real failure, not a residency exclusion
         while True:
             route = chain[index]
             try:
@@ -137,10 +140,14 @@ class Router:
                     chain, index, primary.config.content_policy_fallbacks, operation, error
                 )
             except UpstreamError as error:
+                if error.code != "no_allowed_deployment":
+                    failure = error
                 if index == 0 and len(chain) == 1:
                     chain += [self.route(alias, operation) for alias in primary.config.fallbacks]
                 if index + 1 >= len(chain):
-                    raise _exhausted(error, ctx) from None
+                    if ctx.allow is not None and not _any_allowed(ctx, chain):
+                        raise ctx.allow.refuse(model, chain) from None  # residency: 403, not 502
+                    raise _exhausted(failure or error, ctx) from None
                 index += 1
             ctx.fallback = True
 
@@ -268,6 +275,11 @@ async def _replay(buffered: list[dict[str, Any]], rest: ChatChunks) -> ChatChunk
             yield chunk
     finally:
         await rest.aclose()
+
+
+def _any_allowed(ctx: RouteContext, chain: list[ModelRoute]) -> bool:
+    allow = ctx.allow
+    return allow is None or any(allow.allows(d) for route in chain for d in route.deployments)
 
 
 def _exhausted(error: UpstreamError, ctx: RouteContext) -> UpstreamError:

@@ -19,8 +19,9 @@ The client never waits for it and never sees it:
 - the record is written by the same task, off the request path; a failed write is logged and counted.
 
 A request for several choices (``n > 1``) is not mirrored: its answers cannot be compared one to one.
-The primary's required tags (from the request or a traffic rule) apply to the shadow call too, so a
-request pinned to, say, ``region=eu`` is never mirrored outside it.
+The primary's required tags (from the request or a traffic rule) and its residency restriction
+(``ctx.allow``) apply to the shadow call too, so a request pinned to, say, ``region=eu`` is never
+mirrored outside it; a candidate with no allowed deployment is not called at all (``skipped``).
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ class ShadowMirror:
         self.dropped = 0
         """Mirrors not started because ``max_concurrent`` calls were in flight."""
         self.skipped = 0
-        """Sampled requests that cannot be mirrored (``n > 1``, a candidate that does not chat)."""
+        """Sampled requests that cannot be mirrored (``n > 1``, a candidate that does not chat or that
+        the request's residency rule excludes)."""
         self.recorded = 0
         self.failed_records = 0
 
@@ -244,6 +246,10 @@ class ShadowMirror:
             return False
         candidate = self._routes.get(shadow.model)
         if candidate is None or "chat" not in candidate.operations or (request.body.get("n") or 1) != 1:
+            self.skipped += 1
+            return False
+        allow = primary.ctx.allow  # residency: never mirror to a deployment the request may not reach
+        if allow is not None and not any(allow.allows(d) for d in candidate.deployments):
             self.skipped += 1
             return False
         if len(self._tasks) >= self._limit:
@@ -295,6 +301,7 @@ class ShadowMirror:
         ctx = RouteContext(
             deadline=time.monotonic() + total,
             required_tags=dict(primary.required_tags),
+            allow=primary.allow,
             principal=primary.principal,
             user=primary.user,
             metadata=dict(primary.metadata),

@@ -24,6 +24,7 @@ from interlace.testing.faults import (
 )
 from interlace.testing.inference_v2_upstream import InferenceV2Upstream
 from interlace.testing.openai_upstream import OpenAIUpstream
+from interlace.testing.replies import ReplyScript
 
 if TYPE_CHECKING:
     from interlace.testing.server import PROTOCOLS, UpstreamServer, make_upstream
@@ -42,6 +43,7 @@ __all__ = [
     "OpenAIUpstream",
     "RecordedRequest",
     "RejectionError",
+    "ReplyScript",
     "RequestJournal",
     "Route",
     "UpstreamApp",

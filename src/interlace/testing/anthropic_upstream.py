@@ -40,6 +40,7 @@ from interlace.testing.exchange import (
     sse,
 )
 from interlace.testing.faults import NORMAL, Fault
+from interlace.testing.replies import ReplyScript
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,6 +122,8 @@ class AnthropicUpstream(UpstreamApp):
         self.models = tuple(models)
         self.api_key = api_key
         self._ids = itertools.count(1)
+        #: Exact reply texts for the next messages (:mod:`interlace.testing.replies`).
+        self.replies = ReplyScript()
         self._routes: tuple[RouteSpec, ...] = (
             ("POST", re.compile(r"/v1/messages"), self._messages, True),
             ("POST", re.compile(r"/v1/messages/count_tokens"), self._count_tokens, False),
@@ -171,6 +174,9 @@ class AnthropicUpstream(UpstreamApp):
         echo = echo_text(text, stop=body.get("stop_sequences") or (), max_tokens=body["max_tokens"])
         if messages[-1].get("role") == "assistant":  # a prefill: continue the answer it starts
             echo = continue_echo(echo, _content_text(messages[-1].get("content")))
+        scripted = None if calls else self.replies.pop()
+        if scripted is not None:  # a scripted reply, verbatim (structured-output tests)
+            echo = EchoText(tuple(scripted.split(" ")), "stop", None)
         number = next(self._ids)
         content: list[dict[str, Any]] = [
             {"type": "tool_use", "id": f"toolu_{number:016x}{k:08x}", "name": name, "input": arguments}

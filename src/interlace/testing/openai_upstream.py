@@ -56,6 +56,7 @@ from interlace.testing.exchange import (
     sse,
 )
 from interlace.testing.faults import NORMAL, Fault
+from interlace.testing.replies import ReplyScript
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -144,6 +145,8 @@ class OpenAIUpstream(UpstreamApp):
         self.models = tuple(models)
         self.api_key = api_key
         self._ids = itertools.count(1)
+        #: Exact reply texts for the next chat completions (:mod:`interlace.testing.replies`).
+        self.replies = ReplyScript()
         azure = r"/openai/deployments/(?P<model>[^/]+)"
         self._routes: tuple[RouteSpec, ...] = (
             ("POST", re.compile(r"/v1/chat/completions"), self._chat, True),
@@ -210,6 +213,9 @@ class OpenAIUpstream(UpstreamApp):
         )
         if messages[-1].get("role") == "assistant":  # a prefill (vLLM continue_final_message style)
             echo = continue_echo(echo, message_text(messages[-1].get("content")))
+        scripted = None if calls else self.replies.pop()
+        if scripted is not None:  # a scripted reply, verbatim (structured-output tests)
+            echo = EchoText(tuple(scripted.split(" ")), "stop", None)
         number = next(self._ids)
         encoded = [(name, orjson.dumps(arguments).decode()) for name, arguments in calls]
         tool_calls: list[dict[str, Any]] = [

@@ -9,6 +9,12 @@ deployments at ``server.url`` and the gateway's real HTTP client, pool and timeo
         ...  # call the gateway
         assert upstream.requests[-1].headers["authorization"] == "Bearer sk-test"
 
+With ``certfile``/``keyfile`` it serves HTTPS (``url`` is then ``https://…``), and with ``client_ca_file``
+it also requires a client certificate signed by that CA (mTLS) — for testing the gateway's upstream TLS::
+
+    ca = trustme.CA(); cert = ca.issue_cert("127.0.0.1")
+    with UpstreamServer("openai", certfile=..., keyfile=...) as upstream: ...
+
 ``start()`` returns once the port accepts connections; ``stop()`` drops connections still mid-response
 (a stalled stream cannot hold shutdown up) and joins the thread, leaving no socket or loop unclosed.
 
@@ -24,10 +30,12 @@ import argparse
 import asyncio
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Final, Literal, Self
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -83,7 +91,23 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _config(app: UpstreamApp, loop: str, *, quiet_logs: bool) -> uvicorn.Config:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TLS:
+    certfile: str
+    keyfile: str | None = None
+    client_ca_file: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """uvicorn's ssl settings."""
+        return {
+            "ssl_certfile": self.certfile,
+            "ssl_keyfile": self.keyfile,
+            "ssl_ca_certs": self.client_ca_file,
+            "ssl_cert_reqs": ssl.CERT_REQUIRED if self.client_ca_file else ssl.CERT_NONE,
+        }
+
+
+def _config(app: UpstreamApp, loop: str, *, quiet_logs: bool, tls: _TLS | None = None) -> uvicorn.Config:
     # In a thread, leave logging alone (records propagate to the test's handlers); as a process,
     # uvicorn's own configuration prints warnings and errors to stderr.
     return uvicorn.Config(
@@ -96,6 +120,7 @@ def _config(app: UpstreamApp, loop: str, *, quiet_logs: bool) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=2,
+        **(tls.options() if tls is not None else {}),
     )
 
 
@@ -122,8 +147,17 @@ class UpstreamServer:
         port: int = 0,
         loop: LoopName = "asyncio",
         startup_timeout: float = 30.0,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        client_ca_file: str | None = None,
     ) -> None:
+        """``certfile`` (PEM chain, its key too unless ``keyfile``): serve HTTPS; ``client_ca_file``: mTLS."""
+        if certfile is None and (keyfile or client_ca_file):
+            raise ValueError("keyfile and client_ca_file need certfile")
         self.app = make_upstream(app) if isinstance(app, str) else app
+        self._tls = (
+            _TLS(certfile=certfile, keyfile=keyfile, client_ca_file=client_ca_file) if certfile else None
+        )
         self.host = host
         self._requested_port = port
         self._loop_name = loop
@@ -142,9 +176,9 @@ class UpstreamServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``, without a trailing slash."""
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS), without a trailing slash."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}"
 
     @property
     def script(self) -> FaultScript:
@@ -176,7 +210,7 @@ class UpstreamServer:
         if self._thread is not None:
             raise RuntimeError("the upstream server is already running")
         sock = _bind(self.host, self._requested_port)
-        config = _config(self.app, self._loop_name, quiet_logs=True)
+        config = _config(self.app, self._loop_name, quiet_logs=True, tls=self._tls)
         server = _Server(config, self.app)
         self._socket, self._server, self._failure = sock, server, None
         self._port = int(sock.getsockname()[1])
@@ -264,7 +298,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fault", default=None, help="a fault directive for every model request, e.g. latency_ms=50"
     )
+    parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate chain")
+    parser.add_argument("--keyfile", default=None, help="the certificate's PEM key (if not in --certfile)")
+    parser.add_argument("--client-ca-file", default=None, help="require client certificates from this CA")
     args = parser.parse_args(argv)
+    if args.certfile is None and (args.keyfile or args.client_ca_file):
+        parser.error("--keyfile and --client-ca-file need --certfile")
+    tls = (
+        _TLS(certfile=args.certfile, keyfile=args.keyfile, client_ca_file=args.client_ca_file)
+        if args.certfile
+        else None
+    )
     default = NORMAL
     if args.fault:
         directive = args.fault if args.fault.startswith(DIRECTIVE_PREFIX) else DIRECTIVE_PREFIX + args.fault
@@ -276,9 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.journal = RequestJournal(limit=0)  # nobody reads it here: count, keep nothing
     sock = _bind(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    sys.stderr.write(f"interlace {args.protocol} upstream on http://{host}:{sock.getsockname()[1]}\n")
+    scheme = "https" if tls else "http"
+    sys.stderr.write(f"interlace {args.protocol} upstream on {scheme}://{host}:{sock.getsockname()[1]}\n")
     sys.stderr.flush()
-    server = _Server(_config(app, args.loop, quiet_logs=False), app)
+    server = _Server(_config(app, args.loop, quiet_logs=False, tls=tls), app)
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     sock.close()

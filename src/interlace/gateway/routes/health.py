@@ -18,6 +18,10 @@ class ReadinessProbe(Protocol):
         """Each dependency's name and whether it is ready."""
         ...
 
+    def readiness_details(self) -> dict[str, object]:
+        """Degraded-but-serving states (e.g. the key cache serving its last snapshot); may be empty."""
+        ...
+
 
 class HealthRoutes:
     def __init__(self, probe: ReadinessProbe) -> None:
@@ -31,5 +35,8 @@ class HealthRoutes:
         del request
         checks = await self.probe.readiness()
         ok = all(checks.values())
-        body = {"status": "ready" if ok else "not_ready", "checks": checks}
+        body: dict[str, object] = {"status": "ready" if ok else "not_ready", "checks": checks}
+        details = self.probe.readiness_details()
+        if details:
+            body["details"] = details
         return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")

@@ -5,7 +5,8 @@ days to today) and ``group_by`` (``day``, the default, ``model`` or ``api_key``)
 
 Tenant scoping: the tenant is the authenticated caller's (:func:`~interlace.gateway.identity.principal_of`).
 A caller without a tenant (the master key, or a gateway without authentication) sees the requests
-that had no tenant. A tenant never sees another's usage.
+that had no tenant, or — being the operator — any one tenant's with ``?tenant=ID``. A tenant never
+sees another's usage: its ``?tenant=`` may only name itself (403 otherwise).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.responses import Response
 
-from interlace.core.errors import RequestError
+from interlace.core.errors import PermissionDenied, RequestError
 from interlace.gateway.identity import principal_of
 from interlace.observability.events import GROUP_BY, GroupBy, UsageRow, usage
 
@@ -56,7 +57,7 @@ class UsageRoutes:
                 param="group_by",
                 code="invalid_value",
             )
-        tenant = principal_of(request.scope).tenant
+        tenant = _tenant(request, params.get("tenant") or None)
         rows = await usage(self.database, tenant=tenant, start=start, end=end, group_by=group_by)
         body = {
             "object": "usage",
@@ -68,6 +69,18 @@ class UsageRoutes:
             "total": _figures(UsageRow.combined(rows)),
         }
         return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _tenant(request: Request, asked: str | None) -> str | None:
+    """The caller's own tenant, or (the operator only) the one ``?tenant=`` names."""
+    principal = principal_of(request.scope)
+    if asked is None or asked == principal.tenant:
+        return principal.tenant
+    if principal.is_operator:
+        return asked
+    raise PermissionDenied(
+        f"credential '{principal.id}' may read only its own tenant's usage", param="tenant"
+    )
 
 
 def _day(params: Any, name: str, default: date) -> date:

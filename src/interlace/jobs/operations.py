@@ -1,0 +1,194 @@
+"""What a job can carry: a gateway operation, decoded when submitted and run by a worker.
+
+Each :class:`Executor` knows one operation: the request body it accepts (the same body as the sync
+endpoint, validated the same way, so a bad job is a 400 when submitted, not a failure later), the
+endpoint family the gate checks, and how to run it through the router into the same answer the sync
+endpoint gives. :class:`Executors` is the registry, keyed by operation name; AI functions register
+theirs later. Streaming is refused: a job's answer is stored whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from interlace.core.errors import RequestError
+from interlace.core.operations import ClassifyRequest, EmbeddingRequest
+from interlace.core.usage import usage_dict
+from interlace.gateway.bodies import validate
+from interlace.gateway.routes.chat import decode_chat_request
+from interlace.gateway.routes.embeddings import encode_base64
+from interlace.gateway.schemas import ClassifyRequestBody, EmbeddingRequestBody
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from interlace.core.operations import ModelRequest
+    from interlace.gateway.recording import Recording
+    from interlace.routing.context import RouteContext
+    from interlace.routing.router import Router
+    from interlace.security.gate import Admission
+
+__all__ = ["ChatExecutor", "ClassifyExecutor", "EmbeddingExecutor", "Executor", "Executors"]
+
+
+class Executor(Protocol):
+    name: str
+    """The operation's name in ``POST /v1/jobs`` (``chat``)."""
+    endpoint: str
+    """The endpoint family the gate admits it as (:data:`~interlace.core.principal.ENDPOINTS`)."""
+    path: str
+    """The sync endpoint it mirrors (``/v1/chat/completions``): batch lines name it as their ``url``."""
+
+    def decode(self, body: dict[str, Any]) -> ModelRequest:
+        """The canonical operation of ``body``; raises a 400 naming the field that is wrong."""
+        ...
+
+    async def run(
+        self,
+        router: Router,
+        admission: Admission[Any],
+        ctx: RouteContext,
+        rec: Recording,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Route the admitted operation of ``body``; the answer the sync endpoint would give."""
+        ...
+
+
+@dataclass(slots=True)
+class ChatExecutor:
+    name: str = "chat"
+    endpoint: str = "chat"
+    path: str = "/v1/chat/completions"
+
+    def decode(self, body: dict[str, Any]) -> ModelRequest:
+        op = decode_chat_request(body)
+        if op.stream:
+            raise RequestError("A job's answer is stored whole: 'stream' must be false.", param="stream")
+        return op
+
+    async def run(
+        self,
+        router: Router,
+        admission: Admission[Any],
+        ctx: RouteContext,
+        rec: Recording,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        del body
+        answer = admission.restore(await router.chat(admission.op, ctx))
+        if not answer.get("usage"):
+            answer["usage"] = usage_dict(0, 0)
+        rec.answered(answer)
+        return answer
+
+
+@dataclass(slots=True)
+class EmbeddingExecutor:
+    name: str = "embeddings"
+    endpoint: str = "embeddings"
+    path: str = "/v1/embeddings"
+
+    def decode(self, body: dict[str, Any]) -> ModelRequest:
+        parsed = validate(EmbeddingRequestBody, body)
+        raw = parsed.input
+        inputs: Any = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw
+        return EmbeddingRequest(
+            model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
+        )
+
+    async def run(
+        self,
+        router: Router,
+        admission: Admission[Any],
+        ctx: RouteContext,
+        rec: Recording,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        op = admission.op
+        result = await router.embed(op, ctx)
+        rec.counted(result.prompt_tokens)
+        as_base64 = body.get("encoding_format") == "base64"
+        return {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": encode_base64(v) if as_base64 else v}
+                for i, v in enumerate(result.vectors)
+            ],
+            "model": op.model,
+            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        }
+
+
+@dataclass(slots=True)
+class ClassifyExecutor:
+    name: str = "classify"
+    endpoint: str = "classify"
+    path: str = "/v1/classify"
+
+    def decode(self, body: dict[str, Any]) -> ModelRequest:
+        parsed = validate(ClassifyRequestBody, body)
+        inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+        return ClassifyRequest(
+            model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
+        )
+
+    async def run(
+        self,
+        router: Router,
+        admission: Admission[Any],
+        ctx: RouteContext,
+        rec: Recording,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        del body
+        op = admission.op
+        result = await router.classify(op, ctx)
+        rec.classified(result)
+        return {
+            "object": "list",
+            "model": op.model,
+            "multi_label": op.multi_label,
+            "data": [
+                {
+                    "object": "classification",
+                    "index": index,
+                    "label": scores[0].label,
+                    "score": scores[0].score,
+                    "labels": [{"label": s.label, "score": s.score} for s in scores],
+                }
+                for index, scores in enumerate(result.scores)
+            ],
+            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        }
+
+
+class Executors:
+    """The operations jobs can carry, by name (and by the sync path a batch line names)."""
+
+    def __init__(self, executors: tuple[Executor, ...] = ()) -> None:
+        self._by_name: dict[str, Executor] = {}
+        defaults: tuple[Executor, ...] = (ChatExecutor(), EmbeddingExecutor(), ClassifyExecutor())
+        for executor in executors or defaults:
+            self.register(executor)
+
+    def register(self, executor: Executor) -> None:
+        self._by_name[executor.name] = executor
+
+    def __iter__(self) -> Iterator[Executor]:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> Executor:
+        found = self._by_name.get(name)
+        if found is None:
+            known = ", ".join(sorted(self._by_name))
+            raise RequestError(
+                f"'{name}' is not an operation a job can carry (operations: {known}).",
+                param="operation",
+                code="invalid_operation",
+            )
+        return found
+
+    def by_path(self, path: str) -> Executor | None:
+        return next((e for e in self._by_name.values() if e.path == path), None)

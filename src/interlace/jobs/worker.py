@@ -1,0 +1,249 @@
+"""A worker: claims jobs, runs them through the gate and the router, stores results, sends webhooks.
+
+One loop per worker process (``interlace serve`` runs one in-process; ``interlace worker`` processes
+share a Postgres queue)::
+
+    loop: reap expired last attempts → claim up to the free slots → deliver due webhooks → sleep
+    job:  decode → Gate.admit (as the submitting principal) → router → complete | fail (retry, dead)
+          a heartbeat renews the lease every lease/3 s; a lost lease (cancelled, re-claimed) stops it
+
+A job's execution is recorded like a request: one :class:`RequestRecord` per attempt to the
+runtime's observers (request id ``<job id>-<attempt>``), and its admission settled from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from interlace.core.errors import InterlaceError, UpstreamError, UpstreamRateLimited
+from interlace.gateway.identity import PRINCIPAL_SCOPE_KEY
+from interlace.gateway.middleware.request_id import REQUEST_ID_SCOPE_KEY
+from interlace.gateway.recording import Recording
+from interlace.jobs.principals import principal_from_dict
+from interlace.routing.context import RouteContext
+from interlace.security.gate import Call
+
+if TYPE_CHECKING:
+    from interlace.config.jobs import JobsConfig
+    from interlace.gateway.recording import Recorder
+    from interlace.jobs.batches import Batches
+    from interlace.jobs.operations import Executors
+    from interlace.jobs.queue import Job, JobQueue
+    from interlace.jobs.webhooks.delivery import Deliverer
+    from interlace.routing.router import Router
+    from interlace.security.gate import Gate
+
+__all__ = ["RETRYABLE_STATUSES", "Worker", "worker_id"]
+
+log = logging.getLogger("interlace.jobs.worker")
+
+RETRYABLE_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
+"""Statuses of errors (a quota's 429, a full bulkhead's 503) that another attempt later may cure."""
+
+
+def worker_id() -> str:
+    """This process's lease owner name: host, pid and a random suffix (a restarted pid is another)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        executors: Executors,
+        router: Router,
+        gate: Gate,
+        recorder: Recorder,
+        config: JobsConfig,
+        max_deadline: float,
+        deliverer: Deliverer | None = None,
+        batches: Batches | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.executors = executors
+        self.router = router
+        self.gate = gate
+        self.recorder = recorder
+        self.config = config
+        self.max_deadline = max_deadline
+        self.deliverer = deliverer
+        self.batches = batches
+        self.owner = owner or worker_id()
+        self.concurrency = config.worker.concurrency
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._attempts: dict[str, asyncio.Task[Job | None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self.run(), name=f"jobs-worker {self.owner}")
+
+    def notify(self) -> None:
+        """New work was queued (by this process's gateway): poll now instead of at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.tick()
+            except Exception:  # a database hiccup must not end the worker: try again next tick
+                log.exception("job worker %s: poll failed", self.owner)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.worker.poll_interval)
+
+    async def tick(self) -> None:
+        """One pass: dead letters for expired last attempts, new claims, due webhooks."""
+        for job in await self.queue.reap():
+            await self._ended(job)
+        free = self.concurrency - len(self._running)
+        if free > 0:
+            for job in await self.queue.claim(self.owner, limit=free):
+                task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
+                self._running[job.id] = task
+                task.add_done_callback(functools.partial(self._done, job.id))
+        if self.deliverer is not None:
+            await self.deliverer.deliver_due(self.owner)
+
+    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        del task
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    def abandon(self, job_id: str) -> None:
+        """Stop the attempt of ``job_id`` if it runs here (it was cancelled): nothing is stored."""
+        work = self._attempts.get(job_id)
+        if work is not None:
+            work.cancel()
+
+    async def _execute(self, job: Job) -> None:
+        work = asyncio.create_task(self._attempt(job))
+        self._attempts[job.id] = work
+        beat = asyncio.create_task(self._heartbeat(job, work))
+        try:
+            outcome = await work
+        except asyncio.CancelledError:
+            if self._stopping:
+                raise
+            log.info("job %s: lease lost (cancelled or taken over); its attempt stopped", job.id)
+            return
+        finally:
+            self._attempts.pop(job.id, None)
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        if outcome is not None:
+            await self._ended(outcome)
+
+    async def _heartbeat(self, job: Job, work: asyncio.Task[Job | None]) -> None:
+        interval = self.config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                held = await self.queue.heartbeat(job.id, self.owner)
+            except Exception:  # the next beat may get through before the lease runs out
+                log.exception("job %s: heartbeat failed", job.id)
+                continue
+            if not held:
+                work.cancel()
+                return
+
+    async def _attempt(self, job: Job) -> Job | None:
+        """Run ``job`` once; the job as stored after (None when the lease was lost meanwhile)."""
+        try:
+            answer = await self._run(job)
+        except InterlaceError as exc:
+            retryable = _retryable(exc)
+            delay = self.config.backoff.delay(job.attempts)
+            wait = _retry_after(exc)
+            if wait is not None:  # a 429's, or a cooling-down deployment's, or a quota's Retry-After
+                # never before it, never past jobs.backoff.maximum
+                delay = min(max(delay, wait), self.config.backoff.maximum)
+            error = {**exc.to_openai()["error"], "status": exc.status}
+            return await self.queue.fail(job.id, self.owner, error, retryable=retryable, delay=delay)
+        except Exception as exc:  # a bug: retried (it may be transient), then dead letters
+            log.exception("job %s: attempt %d failed", job.id, job.attempts)
+            error = {
+                "message": f"internal error: {type(exc).__name__}",
+                "code": "internal_error",
+                "status": 500,
+            }
+            delay = self.config.backoff.delay(job.attempts)
+            return await self.queue.fail(job.id, self.owner, error, retryable=True, delay=delay)
+        return await self.queue.complete(job.id, self.owner, answer)
+
+    async def _run(self, job: Job) -> dict[str, Any]:
+        executor = self.executors.get(job.operation)
+        principal = principal_from_dict(job.principal)
+        body = job.request
+        scope: dict[str, Any] = {
+            "type": "job",
+            "headers": [],
+            REQUEST_ID_SCOPE_KEY: f"{job.id}-{job.attempts}",
+            PRINCIPAL_SCOPE_KEY: principal,
+        }
+        with Recording(self.recorder, scope, executor.endpoint, executor.path) as rec:
+            op = executor.decode(body)
+            user = body.get("user")
+            ctx = rec.route(
+                RouteContext(
+                    deadline=time.monotonic() + self.max_deadline,
+                    principal=principal,
+                    user=user if isinstance(user, str) else None,
+                    metadata=dict(job.metadata or {}),
+                ),
+                body,
+            )
+            admission = await self.gate.admit(Call(principal, executor.endpoint, op, ctx))
+            rec.admission = admission
+            return await executor.run(self.router, admission, ctx, rec, body)
+
+    async def _ended(self, job: Job) -> None:
+        """After a transition: a batch whose last line ended is finalized; webhooks go out soon."""
+        if job.status in {"succeeded", "failed", "dead", "cancelled"}:
+            if job.batch_id is not None and self.batches is not None:
+                await self.batches.finalize_if_done(job.batch_id)
+            if job.callback_url is not None:
+                self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop claiming; stop the jobs running here and give their leases back for another worker."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        try:
+            await self.queue.release(self.owner)
+        except Exception:  # leases expire on their own: another worker re-claims them later
+            log.exception("job worker %s: could not release its leases", self.owner)
+
+
+def _retry_after(exc: InterlaceError) -> float | None:
+    if isinstance(exc, UpstreamRateLimited) and exc.retry_after is not None:
+        return exc.retry_after
+    try:
+        return float(exc.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _retryable(exc: InterlaceError) -> bool:
+    if isinstance(exc, UpstreamError):
+        return exc.retryable
+    return exc.status in RETRYABLE_STATUSES
