@@ -52,6 +52,22 @@ def system_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / _TICKS
 
 
+def _status_of(pid: int, key: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # kB
+    return None
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
 class Proc:
     """One started process: its log file, /proc figures and a bounded stop."""
 
@@ -75,11 +91,7 @@ class Proc:
         return self.popen.poll() is None
 
     def _status(self, key: str) -> int | None:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])  # kB
-        return None
+        return _status_of(self.pid, key)
 
     def rss_kib(self) -> int | None:
         return self._status("VmRSS")
@@ -89,11 +101,24 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far (this process only; the gateway and upstream do not fork)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        return _cpu_of(self.pid)
+
+    def tree(self) -> list[int]:
+        """This process and its descendants (LiteLLM may run its server in a child process)."""
+        pids, index = [self.pid], 0
+        while index < len(pids):
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pids[index]}/task").iterdir():
+                    pids += [int(c) for c in (task / "children").read_text().split()]
+            index += 1
+        return pids
+
+    def tree_rss_kib(self) -> int | None:
+        sizes = [_status_of(pid, "VmRSS") for pid in self.tree()]
+        return sum(s for s in sizes if s is not None) or None
+
+    def tree_cpu_seconds(self) -> float:
+        return sum(_cpu_of(pid) for pid in self.tree())
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -121,9 +146,8 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[Proc] = []
 
-    def start(self, name: str, argv: list[str], log: Path) -> Proc:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = Proc(name, argv, log, env)
+    def start(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, argv, log, dict(env if env is not None else os.environ, PYTHONUNBUFFERED="1"))
         self.procs.append(proc)
         return proc
 
@@ -137,10 +161,15 @@ class Processes:
             self.stop(self.procs[-1])
 
 
-def post_json(port: int, path: str, body: dict, timeout: float = 5.0) -> tuple[int, bytes]:
+def post_json(
+    port: int, path: str, body: dict, timeout: float = 5.0, key: str | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     try:
-        conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+        conn.request("POST", path, json.dumps(body), headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -151,9 +180,9 @@ def chat_body(model: str) -> dict:
     return {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
 
 
-def check_chat(port: int, model: str) -> None:
+def check_chat(port: int, model: str, key: str | None = None) -> None:
     """One chat completion must answer 200 with a 'choices' list, or the benchmark measures errors."""
-    status, raw = post_json(port, CHAT_PATH, chat_body(model))
+    status, raw = post_json(port, CHAT_PATH, chat_body(model), key=key)
     try:
         choices = json.loads(raw).get("choices")
     except (ValueError, AttributeError):
@@ -164,7 +193,7 @@ def check_chat(port: int, model: str) -> None:
         )
 
 
-def wait_for_chat(proc: Proc, port: int, model: str, timeout: float = 60.0) -> float:
+def wait_for_chat(proc: Proc, port: int, model: str, timeout: float = 60.0, key: str | None = None) -> float:
     """Poll with chat completions until one succeeds; seconds since the process was spawned."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
@@ -175,7 +204,7 @@ def wait_for_chat(proc: Proc, port: int, model: str, timeout: float = 60.0) -> f
                 f"({proc.log}):\n{proc.log_tail()}\nrun `{' '.join(proc.argv)}` by hand to see why"
             )
         try:
-            status, raw = post_json(port, CHAT_PATH, chat_body(model), timeout=5.0)
+            status, raw = post_json(port, CHAT_PATH, chat_body(model), timeout=5.0, key=key)
         except OSError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
@@ -207,13 +236,21 @@ def start_upstream(procs: Processes, workdir: Path, argv: list[str]) -> tuple[Pr
     return proc, port
 
 
-def write_config(path: Path, upstream_port: int, state_dir: Path, extra: str = "") -> Path:
+# the default production policies: virtual keys (made with `interlace keys create`), a per-key and a
+# per-model rate limit far above what the benchmark sends; metrics, the request log and the audit log
+# are on by default
+POLICIES = "auth: {virtual_keys: true}\n"
+MODEL_LIMITS = "    limits: {rpm: 1000000000, tpm: 1000000000000}\n"
+
+
+def write_config(
+    path: Path, upstream_port: int, state_dir: Path, extra: str = "", *, policies: bool = False
+) -> Path:
     path.write_text(
-        "# generated by bench/run.py\n" + extra + f"server: {{host: {HOST}}}\n"
+        "# generated by bench/run.py\n" + extra + (POLICIES if policies else "") + f"server: {{host: {HOST}}}\n"
         f"state: {{dir: {json.dumps(str(state_dir))}}}\n"
         "models:\n"
-        "  bench:\n"
-        "    deployments:\n"
+        "  bench:\n" + (MODEL_LIMITS if policies else "") + "    deployments:\n"
         "      - provider: openai\n"
         "        model: echo\n"
         f"        base_url: http://{HOST}:{upstream_port}/v1\n"
@@ -229,12 +266,27 @@ def write_config(path: Path, upstream_port: int, state_dir: Path, extra: str = "
     return path
 
 
-def start_gateway(procs: Processes, workdir: Path, config: Path, label: str) -> tuple[Proc, int, float]:
+def start_gateway(
+    procs: Processes, workdir: Path, config: Path, label: str, key: str | None = None
+) -> tuple[Proc, int, float]:
     """``interlace serve`` on a free port, once a chat completion through it succeeded.
 
     Returns the process, its port and the cold start: seconds from spawn to that first success.
     """
     port = free_port()
     argv = [str(venv_bin("interlace")), "serve", "--config", str(config), "--port", str(port)]
-    proc = procs.start("interlace serve", argv, workdir / f"gateway-{label}.log")
-    return proc, port, wait_for_chat(proc, port, "bench")
+    proc = procs.start(f"interlace serve ({label})", argv, workdir / f"gateway-{label}.log")
+    return proc, port, wait_for_chat(proc, port, "bench", key=key)
+
+
+def create_key(config: Path) -> str:
+    """A virtual key for the policies gateway, made the way an operator does: ``interlace keys create``."""
+    argv = [
+        str(venv_bin("interlace")), "keys", "create", "--config", str(config), "--tenant", "bench",
+        "--name", "bench", "--rpm", "1000000000", "--tpm", "1000000000000",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    secrets = [w for w in done.stdout.split() if w.startswith("ik_") and w.count("_") >= 2]
+    if done.returncode != 0 or not secrets:
+        raise BenchError(f"`{' '.join(argv)}` failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    return secrets[0]

@@ -10,7 +10,9 @@ import statistics
 from importlib import metadata
 from pathlib import Path
 
-TARGETS = ("direct", "interlace")
+TARGETS = ("direct", "interlace", "interlace+policies", "litellm")
+GATEWAYS = TARGETS[1:]
+INTERLACES = ("interlace", "interlace+policies")
 _PCTS = ("p50", "p90", "p99", "p99.9")
 
 
@@ -54,8 +56,21 @@ def machine_note(wrk_version: str) -> dict:
     }
 
 
+def _paired(runs: list[dict], c: int, first: str, second: str) -> list[tuple[dict, dict]]:
+    """Runs of two targets at concurrency c from the same repeat (seconds apart)."""
+    return [
+        (a, b)
+        for a in runs
+        for b in runs
+        if a["concurrency"] == b["concurrency"] == c
+        and a["repeat"] == b["repeat"]
+        and (a["target"], b["target"]) == (first, second)
+    ]
+
+
 def summarise(runs: list[dict], concurrency: list[int]) -> dict:
-    """Per concurrency: each target's spread over the repeats, and the paired interlace - direct overhead."""
+    """Per concurrency: each target's spread over the repeats; each gateway's paired overhead over
+    direct (``overhead``) and each Interlace's paired ratio to LiteLLM (``vs_litellm``)."""
     out: dict[str, dict] = {}
     for c in concurrency:
         row: dict[str, dict] = {}
@@ -67,36 +82,40 @@ def summarise(runs: list[dict], concurrency: list[int]) -> dict:
                 "rps": spread([r["rps"] for r in mine]),
                 **{p: spread([r["latency_us"][p] / 1000 for r in mine]) for p in _PCTS},
                 "errors": sum(r["error_count"] for r in mine),
-                "gateway_cpu_pct": statistics.median(r["gateway_cpu_pct"] for r in mine),
-                "upstream_cpu_pct": statistics.median(r["upstream_cpu_pct"] for r in mine),
-                "wrk_cpu_pct": statistics.median(r["wrk_cpu_pct"] for r in mine),
-                "other_cpu_pct": statistics.median(r["other_cpu_pct"] for r in mine),
-                "gateway_cpu_us_per_request": statistics.median(
-                    r["gateway_cpu_us_per_request"] for r in mine
-                ),
-                "upstream_cpu_us_per_request": statistics.median(
-                    r["upstream_cpu_us_per_request"] for r in mine
-                ),
-            }
-        pairs = [
-            (d, i)
-            for d in runs
-            for i in runs
-            if d["concurrency"] == i["concurrency"] == c
-            and d["repeat"] == i["repeat"]
-            and (d["target"], i["target"]) == TARGETS
-        ]
-        if pairs:
-            row["overhead"] = {
-                "rps_ratio": spread([i["rps"] / d["rps"] for d, i in pairs if d["rps"]]),
                 **{
-                    f"added_{p}_ms": spread(
-                        [(i["latency_us"][p] - d["latency_us"][p]) / 1000 for d, i in pairs]
+                    key: statistics.median(r[key] for r in mine)
+                    for key in (
+                        "gateway_cpu_pct",
+                        "upstream_cpu_pct",
+                        "wrk_cpu_pct",
+                        "other_cpu_pct",
+                        "gateway_cpu_us_per_request",
+                        "upstream_cpu_us_per_request",
                     )
-                    for p in _PCTS
                 },
-                "p50_ratio": spread([i["latency_us"]["p50"] / d["latency_us"]["p50"] for d, i in pairs]),
             }
+        overhead, versus = {}, {}
+        for gateway in GATEWAYS:
+            pairs = _paired(runs, c, "direct", gateway)
+            if pairs:
+                overhead[gateway] = {
+                    "rps_ratio": spread([i["rps"] / d["rps"] for d, i in pairs if d["rps"]]),
+                    **{
+                        f"added_{p}_ms": spread(
+                            [(i["latency_us"][p] - d["latency_us"][p]) / 1000 for d, i in pairs]
+                        )
+                        for p in _PCTS
+                    },
+                    "p50_ratio": spread([i["latency_us"]["p50"] / d["latency_us"]["p50"] for d, i in pairs]),
+                }
+        for mine in INTERLACES:
+            pairs = _paired(runs, c, "litellm", mine)
+            if pairs:
+                versus[mine] = {
+                    "rps_ratio": spread([i["rps"] / lt["rps"] for lt, i in pairs if lt["rps"]]),
+                    "p50_ratio": spread([i["latency_us"]["p50"] / lt["latency_us"]["p50"] for lt, i in pairs]),
+                }
+        row["overhead"], row["vs_litellm"] = overhead, versus
         out[str(c)] = row
     return out
 
@@ -105,14 +124,19 @@ def streaming_summary(samples: dict[str, dict]) -> dict:
     out: dict[str, dict] = {}
     for target, data in samples.items():
         out[target] = {
-            key: {f"p{q}": quantile(data[key], q / 100) * 1000 for q in (50, 99)} for key in ("ttfc", "total")
+            key: {f"p{q}": quantile(data[key], q / 100) * 1000 for q in (50, 99)}
+            for key in ("ttfc", "total", "gap")
         }
         out[target]["events_per_answer"] = data["events"]
         out[target]["count"] = len(data["ttfc"])
-    if set(TARGETS) <= set(out):
-        direct, gateway = out["direct"], out["interlace"]
+    if "direct" in out:
         out["added"] = {
-            key: {p: gateway[key][p] - direct[key][p] for p in ("p50", "p99")} for key in ("ttfc", "total")
+            gateway: {
+                key: {p: out[gateway][key][p] - out["direct"][key][p] for p in ("p50", "p99")}
+                for key in ("ttfc", "total", "gap")
+            }
+            for gateway in GATEWAYS
+            if gateway in out
         }
     return out
 
@@ -143,23 +167,31 @@ def _mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
-def render_markdown(result: dict) -> str:
+def _kib_ratio(a: int | None, b: int | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def render_markdown(result: dict) -> str:  # noqa: C901, PLR0912, PLR0915 - one table after another
     m, s = result["machine"], result["settings"]
     repeats = (
         "median of the repeats (min … max)" if s["repeat"] > 1 else "one run each (no spread: --repeat 1)"
     )
     lines = [
-        "# Interlace gateway overhead",
+        "# Interlace gateway overhead, side by side with LiteLLM",
         "",
         (
             f"{m['cores']} cores ({m['cpu_model']}) · Linux {m['kernel']} · Python {m['python']} · "
-            f"interlace {m['interlace']} · {m['wrk']} · {m['date']}"
+            f"interlace {m['interlace']} · {m['wrk']} · {m['date']} · load average at start "
+            f"{' '.join(m.get('loadavg_at_start', []))}"
         ),
         "",
         (
             f"wrk runs of {s['duration']:g} s after a {s['warmup']:g} s warm-up, {s['repeat']} repeat(s), "
             f"concurrency {', '.join(map(str, s['concurrency']))}; direct = the fake upstream called "
-            f"without the gateway; {repeats}. Latencies in ms."
+            "without a gateway; interlace = no auth; interlace+policies = a virtual key (auth.virtual_keys), "
+            "per-key and per-model rate limits (not reached), metrics, request log and audit log on; "
+            f"litellm = the LiteLLM proxy, one worker, master key, no database, retries off; {repeats}. "
+            "Latencies in ms."
         ),
         "",
         "## Throughput and latency",
@@ -177,19 +209,29 @@ def render_markdown(result: dict) -> str:
         ]
     lines += [
         "",
-        "## Overhead: interlace - direct (paired per repeat)",
+        "## Overhead: gateway - direct (paired per repeat)",
         "",
-        "| c | req/s interlace ÷ direct | added p50 | added p99 | added p99.9 | p50 interlace ÷ direct |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| c | gateway | req/s ÷ direct | added p50 | added p99 | added p99.9 | p50 ÷ direct |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for c, row in summary.items():
-        if "overhead" in row:
-            o = row["overhead"]
+        for gateway, o in row.get("overhead", {}).items():
             lines.append(
-                f"| {c} | {_rng(o['rps_ratio'], _ratio)} | {_rng(o['added_p50_ms'], _signed)} "
+                f"| {c} | {gateway} | {_rng(o['rps_ratio'], _ratio)} | {_rng(o['added_p50_ms'], _signed)} "
                 f"| {_rng(o['added_p99_ms'], _signed)} | {_rng(o['added_p99.9_ms'], _signed)} "
                 f"| {_rng(o['p50_ratio'], _ratio)} |"
             )
+    if any(row.get("vs_litellm") for row in summary.values()):
+        lines += [
+            "",
+            "## Interlace ÷ LiteLLM (paired per repeat; one worker process each)",
+            "",
+            "| c | interlace variant | req/s ÷ LiteLLM's | p50 ÷ LiteLLM's |",
+            "|---:|---|---:|---:|",
+        ]
+        for c, row in summary.items():
+            for mine, v in row.get("vs_litellm", {}).items():
+                lines.append(f"| {c} | {mine} | {_rng(v['rps_ratio'], _ratio)} | {_rng(v['p50_ratio'], _ratio)} |")
     lines += [
         "",
         "## CPU during the measured runs (% of one core, median; others = the rest of the machine)",
@@ -201,14 +243,19 @@ def render_markdown(result: dict) -> str:
         for t in TARGETS:
             if t in row:
                 r = row[t]
-                per_req = f"{r['gateway_cpu_us_per_request']:.0f}" if t == "interlace" else "—"
-                gateway = f"{r['gateway_cpu_pct']:.0f}%" if t == "interlace" else "—"
+                per_req = f"{r['gateway_cpu_us_per_request']:.0f}" if t != "direct" else "—"
+                gateway = f"{r['gateway_cpu_pct']:.0f}%" if t != "direct" else "—"
                 lines.append(
                     f"| {c} | {t} | {gateway} | {r['upstream_cpu_pct']:.0f}% | {r['wrk_cpu_pct']:.0f}% "
                     f"| {r['other_cpu_pct']:.0f}% | {per_req} | {r['upstream_cpu_us_per_request']:.0f} |"
                 )
     noisy = max(
-        (r["other_cpu_pct"] for row in summary.values() for r in row.values() if "other_cpu_pct" in r),
+        (
+            r["other_cpu_pct"]
+            for row in summary.values()
+            for r in row.values()
+            if isinstance(r, dict) and "other_cpu_pct" in r
+        ),
         default=0,
     )
     if noisy > 25:
@@ -217,46 +264,68 @@ def render_markdown(result: dict) -> str:
             f"{m['cores']} cores that competes with the servers, so expect noise; rerun on a quiet machine."
         )
     mem, cold = result["memory"], result["cold_start"]
+    lit = mem.get("litellm", {})
     lines += [
         "",
-        "## Memory and cold start",
+        "## Memory (VmRSS of the process and its children)",
         "",
-        (
-            f"Gateway VmRSS: idle after start-up {_mib(mem['idle_rss_kib'])}, after the load "
-            f"{_mib(mem['after_load_rss_kib'])}, peak (VmHWM) {_mib(mem['peak_rss_kib'])}."
-        ),
+        "| target | idle after start-up | after the load | peak (VmHWM) | idle ÷ LiteLLM's |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in mem.items():
+        lines.append(
+            f"| {name} | {_mib(r['idle_rss_kib'])} | {_mib(r.get('after_load_rss_kib'))} "
+            f"| {_mib(r.get('peak_rss_kib'))} | {_kib_ratio(r['idle_rss_kib'], lit.get('idle_rss_kib'))} |"
+        )
+    if result.get("soak"):
+        lines += [
+            "",
+            "Soak (c=16, after the throughput runs): RSS before → after",
+            "",
+            "| target | requests | errors | before | after | growth |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in result["soak"].items():
+            b, a = r["rss_before_kib"], r["rss_after_kib"]
+            growth = f"{100 * (a - b) / b:+.1f} %" if a and b else "n/a"
+            lines.append(f"| {name} | {r['requests']:,} | {r['errors']} | {_mib(b)} | {_mib(a)} | {growth} |")
+    lines += [
         "",
-        "Cold start = spawning `interlace serve` → its first successful chat completion (ms):",
+        "## Cold start: spawning the server → its first successful chat completion (ms)",
         "",
-        "| state dir | runs | min | median | max |",
+        "| target, state dir | runs | min | median | max |",
         "|---|---:|---:|---:|---:|",
     ]
     for label, stat in cold.items():
-        lines.append(
-            f"| {label} | {stat['n']} | {stat['min']:.0f} | {stat['median']:.0f} | {stat['max']:.0f} |"
-        )
+        name = label if label == "litellm" else f"interlace, {label}"
+        lines.append(f"| {name} | {stat['n']} | {stat['min']:.0f} | {stat['median']:.0f} | {stat['max']:.0f} |")
     st = result["streaming"]
     if st:
-        n, events = st["direct"]["count"], st["interlace"]["events_per_answer"]
+        present = [t for t in TARGETS if t in st]
+        n, events = st["direct"]["count"], st["direct"]["events_per_answer"]
         lines += [
             "",
             f"## Streaming ({n} sequential streamed requests per target, {events} `data:` events each; ms)",
             "",
-            "| target | first chunk p50 | first chunk p99 | total p50 | total p99 |",
-            "|---|---:|---:|---:|---:|",
+            "| target | first chunk p50 | first chunk p99 | gap between chunks p50 | gap p99 | total p50 | total p99 |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for t in TARGETS:
+        for t in present:
             lines.append(
                 f"| {t} | {_ms(st[t]['ttfc']['p50'])} | {_ms(st[t]['ttfc']['p99'])} "
+                f"| {_ms(st[t]['gap']['p50'])} | {_ms(st[t]['gap']['p99'])} "
                 f"| {_ms(st[t]['total']['p50'])} | {_ms(st[t]['total']['p99'])} |"
             )
-        a = st["added"]
-        lines.append(
-            f"| **added** | {_signed(a['ttfc']['p50'])} | {_signed(a['ttfc']['p99'])} "
-            f"| {_signed(a['total']['p50'])} | {_signed(a['total']['p99'])} |"
-        )
+        for gateway, a in st.get("added", {}).items():
+            lines.append(
+                f"| **{gateway} - direct** | {_signed(a['ttfc']['p50'])} | {_signed(a['ttfc']['p99'])} "
+                f"| {_signed(a['gap']['p50'])} | {_signed(a['gap']['p99'])} "
+                f"| {_signed(a['total']['p50'])} | {_signed(a['total']['p99'])} |"
+            )
     lines += _routing_lines(result.get("routing") or [])
     lines += _observability_lines(result.get("observability") or [])
+    if result.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {n}" for n in result["notes"])]
     if result["errors"]:
         lines += ["", "## Errors", "", *(f"- {e}" for e in result["errors"])]
     return "\n".join(lines) + "\n"

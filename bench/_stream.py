@@ -1,8 +1,10 @@
-"""Streamed chat completions over a raw keep-alive HTTP/1.1 connection: time to first chunk, and total.
+"""Streamed chat completions over a raw keep-alive HTTP/1.1 connection: first chunk, gaps, total.
 
 A raw asyncio client keeps the client's own cost out of the figures: the clock starts before the
 request is written and stops when the first chunk carrying a ``data:`` line arrives (time to first
-chunk, TTFC) and when the terminating zero-length chunk arrives (total). Requests are sequential and
+chunk, TTFC) and when the terminating zero-length chunk arrives (total); the gaps between consecutive
+chunks carrying ``data:`` show whether the gateway adds per-event cost or buffers (a buffering gateway
+shows one large gap, or none). Requests are sequential and
 alternate between the targets, so drift on the machine hits both alike.
 """
 
@@ -27,12 +29,13 @@ def stream_body(model: str) -> bytes:
 
 
 class _Connection:
-    def __init__(self, port: int, model: str) -> None:
+    def __init__(self, port: int, model: str, key: str | None = None) -> None:
         self.port = port
         body = stream_body(model)
+        auth = f"Authorization: Bearer {key}\r\n" if key else ""
         head = (
             f"POST {CHAT_PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Accept: text/event-stream\r\n{auth}Content-Length: {len(body)}\r\n\r\n"
         )
         self.request = head.encode() + body
         self.reader: asyncio.StreamReader | None = None
@@ -51,8 +54,8 @@ class _Connection:
                 await self.writer.wait_closed()
         self.reader = self.writer = None
 
-    async def once(self) -> tuple[float, float, int]:
-        """(seconds to first data chunk, seconds to the end of the body, data events seen)."""
+    async def once(self) -> tuple[float, float, int, list[float]]:
+        """(seconds to first data chunk, to the end of the body, data events seen, gaps between chunks)."""
         reader, writer = await self._connect()
         began = time.perf_counter()
         writer.write(self.request)
@@ -71,6 +74,8 @@ class _Connection:
                 f"a streamed chat completion on port {self.port} answered {status}: {raw[:300]!r}"
             )
         first: float | None = None
+        last = 0.0
+        gaps: list[float] = []
         events = 0
         done = False
         while True:
@@ -80,7 +85,12 @@ class _Connection:
                 break
             chunk = await reader.readexactly(size + 2)
             if b"data:" in chunk:
-                first = first if first is not None else time.perf_counter() - began
+                now = time.perf_counter() - began
+                if first is None:
+                    first = now
+                else:
+                    gaps.append(now - last)
+                last = now
                 events += chunk.count(b"data:")
                 done = done or b"data: [DONE]" in chunk
         total = time.perf_counter() - began
@@ -88,24 +98,29 @@ class _Connection:
             await self.close()
         if first is None or not done:
             raise BenchError(f"a streamed chat completion on port {self.port} ended without data: [DONE]")
-        return first, total, events
+        return first, total, events, gaps
 
 
-async def _measure(targets: dict[str, tuple[int, str]], count: int, warmup: int) -> dict[str, dict]:
-    conns = {name: _Connection(port, model) for name, (port, model) in targets.items()}
-    samples: dict[str, dict[str, list[float]]] = {name: {"ttfc": [], "total": []} for name in targets}
+async def _measure(
+    targets: dict[str, tuple[int, str, str | None]], count: int, warmup: int
+) -> dict[str, dict]:
+    conns = {name: _Connection(port, model, key) for name, (port, model, key) in targets.items()}
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"ttfc": [], "total": [], "gap": []} for name in targets
+    }
     events: dict[str, int] = {}
     try:
         for index in range(warmup + count):
             for name, conn in conns.items():
                 try:
-                    first, total, seen = await asyncio.wait_for(conn.once(), 30)
+                    first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
                 except (ConnectionError, asyncio.IncompleteReadError):
                     await conn.close()  # a dropped keep-alive connection: reconnect once
-                    first, total, seen = await asyncio.wait_for(conn.once(), 30)
+                    first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
                 if index >= warmup:
                     samples[name]["ttfc"].append(first)
                     samples[name]["total"].append(total)
+                    samples[name]["gap"].extend(gaps)
                     events[name] = seen
     finally:
         for conn in conns.values():
@@ -113,8 +128,10 @@ async def _measure(targets: dict[str, tuple[int, str]], count: int, warmup: int)
     return {name: {**samples[name], "events": events.get(name, 0)} for name in targets}
 
 
-def measure_streaming(targets: dict[str, tuple[int, str]], count: int, warmup: int = 20) -> dict[str, dict]:
-    """Per target ({name: (port, model)}): lists of TTFC and total seconds, and data events per answer."""
+def measure_streaming(
+    targets: dict[str, tuple[int, str, str | None]], count: int, warmup: int = 20
+) -> dict[str, dict]:
+    """Per target ({name: (port, model, key)}): TTFC, total and gap seconds, and data events per answer."""
     try:
         import uvloop  # noqa: PLC0415 - optional: a faster client loop, less jitter
 

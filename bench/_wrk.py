@@ -49,7 +49,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(wrk: str, *, url: str, model: str, threads: int, connections: int, seconds: float) -> dict:
+def run_wrk(
+    wrk: str,
+    *,
+    url: str,
+    model: str,
+    threads: int,
+    connections: int,
+    seconds: float,
+    key: str | None = None,
+) -> dict:
     """One bounded wrk run; the parsed summary plus wrk's own CPU time (to show it is not the bottleneck).
 
     wrk's CPU comes from RUSAGE_CHILDREN: the servers are still running (not reaped), so the only
@@ -68,6 +77,7 @@ def run_wrk(wrk: str, *, url: str, model: str, threads: int, connections: int, s
         url,
         "--",
         model,
+        *([key] if key else []),
     ]
     cpu_before = _children_cpu()
     began = time.perf_counter()
@@ -95,5 +105,5 @@ def run_wrk(wrk: str, *, url: str, model: str, threads: int, connections: int, s
     result["error_count"] = sum(result["errors"].values())
     result["wrk_cpu_s"] = round(_children_cpu() - cpu_before, 3)
     result["wrk_cpu_pct"] = round(100 * result["wrk_cpu_s"] / seconds_run, 1) if seconds_run else 0.0
-    result["argv"] = " ".join(argv[1:])
+    result["argv"] = " ".join(argv[1:-1] if key else argv[1:]) + (" KEY" if key else "")
     return result

@@ -1,7 +1,9 @@
 -- wrk script for bench/run.py: POST one small, constant chat completion over keep-alive connections,
 -- then print a one-line JSON summary (prefixed "BENCH_JSON ") that run.py parses.
 --
---   wrk -t1 -c16 -d10s --latency -s bench/chat.lua http://127.0.0.1:PORT/v1/chat/completions -- MODEL
+--   wrk -t1 -c16 -d10s --latency -s bench/chat.lua http://127.0.0.1:PORT/v1/chat/completions -- MODEL [KEY]
+--
+-- KEY, when given, is sent as "Authorization: Bearer KEY" (the gateway with policies, LiteLLM).
 --
 -- No response() callback on purpose: defining one makes wrk parse every body in Lua, which costs
 -- client CPU. wrk itself counts statuses >= 400 in summary.errors.status; run.py checks one answer
@@ -12,6 +14,9 @@ local model = "echo"
 function init(args)
    if args[1] then
       model = args[1]
+   end
+   if args[2] then
+      wrk.headers["Authorization"] = "Bearer " .. args[2]
    end
    wrk.method = "POST"
    wrk.headers["Content-Type"] = "application/json"

@@ -1,9 +1,12 @@
-"""Benchmark the gateway's overhead against calling the same fake upstream directly.
+"""Benchmark the gateway's overhead against calling the same fake upstream directly, and LiteLLM's.
 
-    .venv/bin/python bench/run.py [--duration 10] [--repeat 3] [--concurrency 1,16,64] [--quick] [--out DIR]
+    .venv/bin/python bench/run.py [--duration 10] [--repeat 3] [--concurrency 1,16,64,256] [--quick]
+                                  [--no-litellm] [--no-extras] [--soak N] [--out DIR]
 
-Starts the fake OpenAI upstream and ``interlace serve`` on 127.0.0.1, loads both with wrk
-(bench/chat.lua), measures cold start, memory and streaming time to first chunk, and writes
+Starts the fake OpenAI upstream, ``interlace serve`` twice (bare, and with the default production
+policies: a virtual key, rate limits, metrics, request and audit logs) and the LiteLLM proxy (installed
+into bench/.venvs/ on first use) on 127.0.0.1, loads each with wrk (bench/chat.lua), measures cold
+start, memory and streaming (time to first chunk, gaps between chunks), and writes
 ``latest.md`` and ``latest.json`` to --out (default bench/results). Every process it starts is stopped
 by PID at the end, on errors and on Ctrl-C. Exit codes: 0 ok, 1 error responses during the load,
 2 a setup failure (the message names the fix), 130 interrupted. Machine noise never fails a run.
@@ -20,11 +23,15 @@ import time
 from pathlib import Path
 
 import _report
+from _litellm import MASTER_KEY, ensure_litellm, start_litellm
+from _litellm import write_config as write_litellm_config
 from _procs import (
     HOST,
     BenchError,
+    Proc,
     Processes,
     check_chat,
+    create_key,
     start_gateway,
     start_upstream,
     system_busy_seconds,
@@ -37,6 +44,7 @@ from _wrk import ensure_wrk, run_wrk, wrk_version
 
 BENCH = Path(__file__).resolve().parent
 COLD_STARTS = 3
+LITELLM_COLD_STARTS = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,14 +52,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None, help="seconds per measured run (10)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up before each run (2)")
     parser.add_argument("--repeat", type=int, default=None, help="repeats of the throughput runs (3)")
-    parser.add_argument("--concurrency", default=None, help="comma-separated connection counts (1,16,64)")
+    parser.add_argument(
+        "--concurrency", default=None, help="comma-separated connection counts (1,16,64,256)"
+    )
     parser.add_argument("--streams", type=int, default=None, help="streamed requests per target (200)")
-    parser.add_argument("--quick", action="store_true", help="CI: 2 s runs, c=1,16, 1 repeat, 50 streams")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI: 2 s runs, c=1,16, 1 repeat, 50 streams, no LiteLLM"
+    )
+    parser.add_argument("--litellm", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure the LiteLLM proxy too (default: yes, except with --quick)")
+    parser.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
+                        help="the routing (10 deployments) and observability variants (default: yes)")
+    parser.add_argument("--soak", type=int, default=None, metavar="N",
+                        help="send N requests (c=16) to each gateway and report RSS before/after "
+                        "(default 20000; 0 skips; the issue's check is --soak 1000000)")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md/json go")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
-    quick = {"duration": 2.0, "warmup": 1.0, "repeat": 1, "concurrency": "1,16", "streams": 50}
-    full = {"duration": 10.0, "warmup": 2.0, "repeat": 3, "concurrency": "1,16,64", "streams": 200}
+    quick = {"duration": 2.0, "warmup": 1.0, "repeat": 1, "concurrency": "1,16", "streams": 50,
+             "litellm": False, "soak": 2000}  # fmt: skip
+    full = {"duration": 10.0, "warmup": 2.0, "repeat": 3, "concurrency": "1,16,64,256", "streams": 200,
+            "litellm": True, "soak": 20000}  # fmt: skip
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -83,13 +104,34 @@ def wrk_threads(connections: int) -> int:
     return 1
 
 
-def measured_run(procs_by_target: dict, label: str, wrk_args: dict, seconds: float) -> dict:
+class Target:
+    """One thing under load: where it listens, the model and key to send, the process to watch."""
+
+    def __init__(self, name: str, port: int, model: str, proc: Proc, key: str | None = None) -> None:
+        self.name, self.port, self.model, self.proc, self.key = name, port, model, proc, key
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1/chat/completions"
+
+    def wrk_args(self, wrk: str, connections: int) -> dict:
+        return {
+            "wrk": wrk,
+            "url": self.url,
+            "model": self.model,
+            "key": self.key,
+            "threads": wrk_threads(connections),
+            "connections": connections,
+        }
+
+
+def measured_run(target: Target, upstream: Proc, label: str, wrk_args: dict, seconds: float) -> dict:
     """One wrk run plus the CPU the gateway, the upstream, wrk and everything else used meanwhile."""
-    gateway, upstream = procs_by_target["interlace"], procs_by_target["direct"]
-    before = (gateway.cpu_seconds(), upstream.cpu_seconds(), system_busy_seconds())
+    gateway = None if target.proc is upstream else target.proc
+    before = (gateway.tree_cpu_seconds() if gateway else 0.0, upstream.cpu_seconds(), system_busy_seconds())
     run = run_wrk(**wrk_args, seconds=seconds)
-    after = (gateway.cpu_seconds(), upstream.cpu_seconds(), system_busy_seconds())
-    for proc in (gateway, upstream):
+    after = (gateway.tree_cpu_seconds() if gateway else 0.0, upstream.cpu_seconds(), system_busy_seconds())
+    for proc in (target.proc, upstream):
         if not proc.alive():
             raise BenchError(f"{proc.name} died during {label}; its log:\n{proc.log_tail()}")
     gw, up, busy = (b - a for a, b in zip(before, after, strict=True))
@@ -105,21 +147,21 @@ def measured_run(procs_by_target: dict, label: str, wrk_args: dict, seconds: flo
     return run
 
 
-def measure_throughput(args, *, procs_by_target, ports, wrk, progress, errors) -> list[dict]:
+def measure_throughput(args, *, targets: dict[str, Target], upstream: Proc, wrk, progress, errors) -> list[dict]:
     runs = []
+    names = list(targets)
     for repeat in range(1, args.repeat + 1):
         for c in args.concurrency:
             # alternate which target goes first, so slow drift does not always favour one of them
-            order = _report.TARGETS if repeat % 2 else tuple(reversed(_report.TARGETS))
-            for target in order:
-                port, model = ports[target]
-                label = f"{target} c={c} (repeat {repeat}/{args.repeat})"
+            order = names if repeat % 2 else list(reversed(names))
+            for name in order:
+                target = targets[name]
+                label = f"{name} c={c} (repeat {repeat}/{args.repeat})"
                 progress.step(label)
-                url = f"http://{HOST}:{port}/v1/chat/completions"
-                common = {"wrk": wrk, "url": url, "model": model, "threads": wrk_threads(c), "connections": c}
+                common = target.wrk_args(wrk, c)
                 warm = run_wrk(**common, seconds=args.warmup)
-                run = measured_run(procs_by_target, label, common, args.duration)
-                run.update(repeat=repeat, concurrency=c, target=target, warmup_errors=warm["error_count"])
+                run = measured_run(target, upstream, label, common, args.duration)
+                run.update(repeat=repeat, concurrency=c, target=name, warmup_errors=warm["error_count"])
                 runs.append(run)
                 lat = run["latency_us"]
                 progress.note(
@@ -128,11 +170,35 @@ def measure_throughput(args, *, procs_by_target, ports, wrk, progress, errors) -
                     f" · CPU: wrk {run['wrk_cpu_pct']:.0f}%, other processes {run['other_cpu_pct']:.0f}%"
                 )
                 if run["error_count"] or warm["error_count"]:
-                    errors.append(
+                    text = (
                         f"{label}: {run['error_count']} errors {run['errors']} "
                         f"(+{warm['error_count']} in the warm-up)"
                     )
+                    # LiteLLM timing out at high concurrency is a finding, not a failure of the run
+                    (args.notes if name == "litellm" else errors).append(text)
     return runs
+
+
+def soak(args, *, targets: dict[str, Target], wrk: str, progress) -> dict[str, dict]:
+    """N requests at c=16 through each gateway; RSS before and after (growth = a leak, or caches)."""
+    out: dict[str, dict] = {}
+    for name, target in targets.items():
+        if name == "direct":
+            continue
+        progress.step(f"soak: {args.soak:,} requests through {name}")
+        before = target.proc.tree_rss_kib()
+        sent, errors, began = 0, 0, time.perf_counter()
+        while sent < args.soak:
+            rate = max(sent / (time.perf_counter() - began), 50.0) if sent else 500.0
+            seconds = min(30.0, max(1.0, (args.soak - sent) / rate))
+            run = run_wrk(**target.wrk_args(wrk, 16), seconds=seconds)
+            sent += run["requests"]
+            errors += run["error_count"]
+        after = target.proc.tree_rss_kib()
+        out[name] = {"requests": sent, "errors": errors, "rss_before_kib": before, "rss_after_kib": after}
+        growth = 100 * (after - before) / before if before and after else float("nan")
+        progress.note(f"{sent:,} requests · RSS {before} → {after} KiB ({growth:+.1f} %)")
+    return out
 
 
 ROUTING_CONCURRENCY = (1, 16)
@@ -231,57 +297,99 @@ def measure_cold_starts(procs, workdir, logs, upstream_port, progress) -> dict[s
     return times
 
 
+def measure_litellm_cold_starts(procs, workdir, logs, script, upstream_port, progress) -> list[float]:
+    times = []
+    config = write_litellm_config(workdir / "litellm.yaml", upstream_port)
+    for index in range(LITELLM_COLD_STARTS):
+        progress.step(f"cold start, litellm ({index + 1}/{LITELLM_COLD_STARTS})")
+        proc, _, seconds = start_litellm(procs, logs, script, config, f"cold-{index}")
+        procs.stop(proc)
+        times.append(seconds * 1000)
+        progress.note(f"{seconds * 1000:.0f} ms")
+    return times
+
+
+def start_targets(args, procs, workdir, logs, upstream, upstream_port, litellm_script) -> dict[str, Target]:
+    """direct, interlace (bare), interlace+policies (a virtual key, limits) and LiteLLM, each checked."""
+    targets = {"direct": Target("direct", upstream_port, "echo", upstream)}
+    config = _write_config(workdir / "interlace.yaml", upstream_port, workdir / "state")
+    gateway, port, _ = start_gateway(procs, logs, config, "bench")
+    targets["interlace"] = Target("interlace", port, "bench", gateway)
+    config = _write_config(
+        workdir / "interlace-policies.yaml", upstream_port, workdir / "state-policies", policies=True
+    )
+    key = create_key(config)  # before the gateway starts: its key cache loads every key at start-up
+    gateway, port, _ = start_gateway(procs, logs, config, "policies", key=key)
+    targets["interlace+policies"] = Target("interlace+policies", port, "bench", gateway, key)
+    if litellm_script is not None:
+        config = write_litellm_config(workdir / "litellm.yaml", upstream_port)
+        proc, port, _ = start_litellm(procs, logs, litellm_script, config, "bench")
+        targets["litellm"] = Target("litellm", port, "bench", proc, MASTER_KEY)
+    for target in targets.values():
+        check_chat(target.port, target.model, key=target.key)
+    return targets
+
+
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     began = time.perf_counter()
     notes: list[str] = []
+    args.notes = notes
     wrk = ensure_wrk(notes)
+    litellm_script = ensure_litellm(notes) if args.litellm else None
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    n_targets = 4 if args.litellm else 3
+    extras = (2 * len(ROUTING_CONCURRENCY) + 3 * len(ROUTING_CONCURRENCY)) if args.extras else 0
     total = (
         2 * COLD_STARTS
-        + args.repeat * len(args.concurrency) * 2
+        + (LITELLM_COLD_STARTS if args.litellm else 0)
+        + args.repeat * len(args.concurrency) * n_targets
         + 1
-        + 2 * len(ROUTING_CONCURRENCY)
-        + 3 * len(ROUTING_CONCURRENCY)
+        + extras
+        + ((n_targets - 1) if args.soak else 0)
     )
     progress = Progress(total)
-    print(f"starting the fake upstream and interlace on {HOST} (logs in {logs})", file=sys.stderr)
+    print(f"starting the fake upstream and the targets on {HOST} (logs in {logs})", file=sys.stderr)
     upstream, upstream_port = start_upstream(procs, logs, upstream_argv())
     cold = measure_cold_starts(procs, workdir, logs, upstream_port, progress)
+    if litellm_script is not None:
+        cold["litellm"] = measure_litellm_cold_starts(
+            procs, workdir, logs, litellm_script, upstream_port, progress
+        )
 
-    config = _write_config(workdir / "interlace.yaml", upstream_port, workdir / "state")
-    gateway, gateway_port, _ = start_gateway(procs, logs, config, "bench")
-    ports = {"direct": (upstream_port, "echo"), "interlace": (gateway_port, "bench")}
-    for port, model in ports.values():
-        check_chat(port, model)
+    targets = start_targets(args, procs, workdir, logs, upstream, upstream_port, litellm_script)
     time.sleep(1.0)  # let start-up work (database, pool) settle before reading the idle RSS
-    idle_rss = gateway.rss_kib()
+    memory = {name: {"idle_rss_kib": t.proc.tree_rss_kib()} for name, t in targets.items() if name != "direct"}
 
     errors: list[str] = []
-    procs_by_target = {"direct": upstream, "interlace": gateway}
-    runs = measure_throughput(
-        args, procs_by_target=procs_by_target, ports=ports, wrk=wrk, progress=progress, errors=errors
-    )
-    after_load_rss = gateway.rss_kib()
-    routing = measure_routing(args, gateway_port=gateway_port, wrk=wrk, progress=progress)
-    observability = measure_observability(
-        args,
-        procs=procs,
-        logs=logs,
-        workdir=workdir,
-        upstream_port=upstream_port,
-        gateway_port=gateway_port,
-        wrk=wrk,
-        progress=progress,
-    )
+    runs = measure_throughput(args, targets=targets, upstream=upstream, wrk=wrk, progress=progress, errors=errors)
+    for name, mem in memory.items():
+        mem["after_load_rss_kib"] = targets[name].proc.tree_rss_kib()
 
     progress.step(f"streaming: {args.streams} sequential requests per target, alternating")
-    samples = measure_streaming(ports, args.streams)
+    samples = measure_streaming({n: (t.port, t.model, t.key) for n, t in targets.items()}, args.streams)
     streaming = _report.streaming_summary(samples)
     progress.note(
-        f"first chunk p50 direct {streaming['direct']['ttfc']['p50']:.3f} ms, "
-        f"interlace {streaming['interlace']['ttfc']['p50']:.3f} ms"
+        ", ".join(f"{name} first chunk p50 {streaming[name]['ttfc']['p50']:.3f} ms" for name in targets)
     )
+    soaked = soak(args, targets=targets, wrk=wrk, progress=progress) if args.soak else {}
+    for name, mem in memory.items():
+        mem["peak_rss_kib"] = targets[name].proc.peak_rss_kib()
+
+    routing = observability = []
+    if args.extras:
+        gateway_port = targets["interlace"].port
+        routing = measure_routing(args, gateway_port=gateway_port, wrk=wrk, progress=progress)
+        observability = measure_observability(
+            args,
+            procs=procs,
+            logs=logs,
+            workdir=workdir,
+            upstream_port=upstream_port,
+            gateway_port=gateway_port,
+            wrk=wrk,
+            progress=progress,
+        )
 
     result = {
         "machine": _report.machine_note(wrk_version(wrk)),
@@ -292,17 +400,15 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
             "concurrency": args.concurrency,
             "streams": args.streams,
             "quick": args.quick,
+            "soak": args.soak,
+            "targets": list(targets),
             "wrk_threads": {str(c): wrk_threads(c) for c in args.concurrency},
             "upstream": " ".join(upstream.argv[1:]),
-            "gateway": " ".join(gateway.argv),
+            "gateways": {name: " ".join(t.proc.argv) for name, t in targets.items() if name != "direct"},
         },
         "summary": _report.summarise(runs, args.concurrency),
-        "memory": {
-            "idle_rss_kib": idle_rss,
-            "after_load_rss_kib": after_load_rss,
-            "after_streaming_rss_kib": gateway.rss_kib(),
-            "peak_rss_kib": gateway.peak_rss_kib(),
-        },
+        "memory": memory,
+        "soak": soaked,
         "cold_start": {label: _report.spread(ms) for label, ms in cold.items()},
         "streaming": streaming,
         "routing": routing,

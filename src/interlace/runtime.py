@@ -18,11 +18,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from interlace.core.errors import ConfigError
+from interlace.jobs.system import JobSystem
 from interlace.observability.events import EventLog, default_spool_dir
 from interlace.observability.logs import RequestLog
 from interlace.observability.metrics import Metrics
 from interlace.observability.observer import FanOut
-from interlace.jobs.system import JobSystem
 from interlace.observability.tracing import Tracing
 from interlace.providers.registry import build_provider
 from interlace.resilience.breaker import Breakers
@@ -199,6 +199,7 @@ class Runtime:
             observers=self.observers,
             max_deadline=self.config.routing.max_deadline,
             capture_content=self.config.observability.logs.include_content,
+            audit_content=self.config.audit.content if self.config.audit.enabled else "none",
         )
 
     async def _load(self, name: str, encoder: SentenceEncoder) -> None:

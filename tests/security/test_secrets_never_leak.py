@@ -1,10 +1,10 @@
 """Secrets never leave the gateway: not in logs, errors, headers, metrics, stored events or the audit log.
 
 A real ``interlace serve`` process runs with known secrets — the master key, the admin key, the audit
-HMAC key, a virtual key's secret made through the admin API, and an upstream API key, which a
-misbehaving upstream even echoes back in its error messages — and is sent successful and failing
-requests (a wrong key, no key, upstream 401 and 500, bad JSON, an unknown model, a stream, a tenant's
-key refused by its residency rule).
+HMAC key, a virtual key's secret made through the admin API, an OIDC bearer JWT, and an upstream API
+key, which a misbehaving upstream even echoes back in its error messages — and is sent successful and
+failing requests (a wrong key, no key, a forged token, upstream 401 and 500, an in-stream error event,
+bad JSON, an unknown model, a stream, a tenant's key and token refused by its residency rule).
 Then every byte it produced is scanned for every secret: its stdout and stderr, each response's
 status line, headers and body, ``GET /metrics``, every file of its state directory (the event log's
 database and spool) and the audit export.
@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from interlace.testing import Fault, OpenAIUpstream, UpstreamServer
+from interlace.testing.oidc_issuer import OidcIssuer
 
 HELLO = [{"role": "user", "content": "hello secrets"}]
 
@@ -40,6 +41,8 @@ class Secrets:
     """A key a client presents that is not valid: echoing it back is a leak too."""
     virtual: str = ""
     """The secret of a virtual key, known once the admin API created it."""
+    jwt: str = ""
+    """A bearer token of the test issuer (its signature is the secret part)."""
 
     def all(self) -> dict[str, str]:
         known = {
@@ -51,6 +54,8 @@ class Secrets:
         }
         if self.virtual:
             known["virtual key secret"] = self.virtual
+        if self.jwt:
+            known["bearer JWT"] = self.jwt
         return known
 
 
@@ -75,6 +80,12 @@ class Capture:
 
 
 @pytest.fixture(scope="module")
+def idp() -> Iterator[OidcIssuer]:
+    with OidcIssuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpstreamServer, Secrets]]:
     del tmp_path_factory
     known = Secrets()
@@ -82,13 +93,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Upstrea
         yield server, known
 
 
-def _config(state: Path, server: UpstreamServer) -> str:
+def _config(state: Path, server: UpstreamServer, idp: OidcIssuer) -> str:
     return f"""
 state:
   dir: {state}
 auth:
   master_key: ${{INTERLACE_MASTER_KEY}}
   admin_key: ${{INTERLACE_ADMIN_KEY}}
+  oidc:
+    issuers:
+      - {{issuer: "{idp.issuer}", audience: {idp.audience}, claims: {{tenant_claim: org_id}}}}
 audit:
   hmac_key: ${{INTERLACE_AUDIT_KEY}}
 tenants:
@@ -129,7 +143,7 @@ def _wait_for_url(stderr: Path, process: subprocess.Popen[bytes]) -> str:
     pytest.fail("interlace serve did not start within 60 s")
 
 
-def _exercise(url: str, server: UpstreamServer, known: Secrets, capture: Capture) -> None:
+def _exercise(url: str, server: UpstreamServer, idp: OidcIssuer, known: Secrets, capture: Capture) -> None:
     good = {"authorization": f"Bearer {known.master}"}
     chat = {"model": "gpt", "messages": HELLO}
     with httpx.Client(base_url=url, timeout=20) as client:
@@ -202,6 +216,7 @@ def _exercise(url: str, server: UpstreamServer, known: Secrets, capture: Capture
         capture.add_response("unknown model", unknown)
         capture.add_response("models", client.get("/v1/models", headers=good))
         _virtual_key(client, known, capture)
+        _bearer_token(client, idp, known, capture)
         metrics = client.get("/metrics")
         assert metrics.status_code == 200
         assert "interlace" in metrics.text
@@ -244,11 +259,32 @@ def _virtual_key(client: httpx.Client, known: Secrets, capture: Capture) -> None
     capture.add_response("revoked key", after)
 
 
-def test_no_secret_appears_anywhere(tmp_path: Path, upstream: tuple[UpstreamServer, Secrets]) -> None:
+def _bearer_token(client: httpx.Client, idp: OidcIssuer, known: Secrets, capture: Capture) -> None:
+    """A tenant's OIDC token: served, refused by residency; a token with a broken signature: 401."""
+    known.jwt = idp.token(sub="alice", org_id="acme")
+    bearer = {"authorization": f"Bearer {known.jwt}"}
+    chat = {"model": "gpt", "messages": HELLO}
+    served = client.post("/v1/chat/completions", json=chat, headers=bearer)
+    assert served.status_code == 200, served.text
+    capture.add_response("JWT chat", served)
+    refused = client.post("/v1/chat/completions", json={**chat, "model": "gpt-us"}, headers=bearer)
+    assert refused.status_code == 403, refused.text
+    capture.add_response("JWT residency 403", refused)
+    head, payload, signature = known.jwt.split(".")
+    forged = f"{head}.{payload}.{signature[::-1]}"
+    rejected = client.post("/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {forged}"})
+    assert rejected.status_code == 401
+    capture.add_response("forged JWT", rejected)
+    assert signature[::-1][-24:] not in rejected.text  # the presented token is not echoed either
+
+
+def test_no_secret_appears_anywhere(
+    tmp_path: Path, upstream: tuple[UpstreamServer, Secrets], idp: OidcIssuer
+) -> None:
     server, known = upstream
     state = tmp_path / "state"
     config = tmp_path / "interlace.yaml"
-    config.write_text(_config(state, server))
+    config.write_text(_config(state, server, idp))
     env = {
         **os.environ,
         "COLUMNS": "200",
@@ -268,7 +304,7 @@ def test_no_secret_appears_anywhere(tmp_path: Path, upstream: tuple[UpstreamServ
         )
         try:
             url = _wait_for_url(stderr, process)
-            _exercise(url, server, known, capture)
+            _exercise(url, server, idp, known, capture)
         finally:
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=30) == 0
@@ -291,7 +327,7 @@ def test_no_secret_appears_anywhere(tmp_path: Path, upstream: tuple[UpstreamServ
     audit = capture.texts["audit export"]
     assert audit.count("\n") >= 10  # one entry per request
     assert '"residency:acme"' in audit
-    assert '"residency:denied acme gpt-us"' in audit
+    assert audit.count('"residency:denied acme gpt-us"') == 2  # the virtual key's and the token's
 
     assert capture.leaks(known.all()) == []
     # the scan is not vacuous: the upstream did receive the key, and the log did record the failures

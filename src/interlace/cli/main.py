@@ -13,8 +13,9 @@ from interlace.cli.audit import audit_app
 from interlace.cli.check import print_model_table
 from interlace.cli.events import events_app
 from interlace.cli.explain import route_app
-from interlace.cli.jobs import jobs_app
+from interlace.cli.flow import flow_app
 from interlace.cli.functions import functions_app
+from interlace.cli.jobs import jobs_app
 from interlace.cli.keys import keys_app
 from interlace.cli.serve import serve_forever
 from interlace.cli.shadow import shadow_app
@@ -43,6 +44,7 @@ app.add_typer(keys_app)  # interlace keys create|list|show|rotate|revoke
 app.command("usage")(usage_command)
 app.command("worker")(worker_command)  # interlace worker: runs jobs from the shared queue
 app.add_typer(jobs_app)  # interlace jobs list|show|dead|retry|cancel|batches
+app.add_typer(flow_app)  # interlace flow list|validate|status|run
 
 ConfigOption = Annotated[
     Path | None,
@@ -55,13 +57,21 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8700).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes on the one port, each with its own runtime. State is shared only "
+            "through redis when configured: without it rate limits and breakers are per process.",
+        ),
+    ] = 1,
 ) -> None:
     """Start the gateway."""
     console = Console(stderr=True)
     try:
         settings = load_config(config) if config else embedded_default()
         source = str(config) if config else "embedded default"
-        serve_forever(settings, source=source, host=host, port=port, console=console)
+        serve_forever(settings, source=source, host=host, port=port, console=console, workers=workers)
     except ConfigError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from None

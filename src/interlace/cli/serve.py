@@ -2,17 +2,29 @@
 
 With ``server.tls`` it serves HTTPS (and, with ``tls.client_ca_file``, requires client certificates);
 the certificate and key are loaded before the port is bound, so a bad file stops the start-up.
+
+With ``workers`` > 1 the parent binds the port once and forks that many worker processes, each with
+its own :class:`Runtime` and event loop, accepting on the shared socket (the kernel spreads the
+connections). Workers start one after another — the first one migrates the database — and the parent
+only supervises: SIGTERM or Ctrl-C stops every worker (each drains like a single server), and a worker
+that dies stops the others, so a supervisor (systemd, Kubernetes) restarts the whole. State is shared
+between workers only through ``redis`` when it is configured; without it, rate limits, budgets'
+reservations and breakers are per process (a limit of 600 rpm allows up to N x 600).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -35,7 +47,13 @@ __all__ = ["bind_socket", "serve_forever", "tls_options"]
 
 
 def serve_forever(
-    config: Config, *, source: str, host: str | None, port: int | None, console: Console
+    config: Config,
+    *,
+    source: str,
+    host: str | None,
+    port: int | None,
+    console: Console,
+    workers: int = 1,
 ) -> None:
     host = host or config.server.host
     port = config.server.port if port is None else port
@@ -50,8 +68,34 @@ def serve_forever(
             "server.allow_unauthenticated_public_bind: true if this network is trusted",
             file=source if source != "embedded default" else None,
         )
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
     tls = tls_options(config.server.tls, source=source)
     sock = bind_socket(host, port)
+    if workers == 1:
+        _worker(config, source, sock, host=host, tls=tls, console=console)
+        return
+    try:
+        _supervise(
+            workers,
+            lambda ready: _worker(config, source, sock, host=host, tls=tls, console=console, ready=ready),
+        )
+    finally:
+        sock.close()
+    console.print("stopped")
+
+
+def _worker(
+    config: Config,
+    source: str,
+    sock: socket.socket,
+    *,
+    host: str,
+    tls: dict[str, Any],
+    console: Console,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """One server process: its own Runtime and event loop on the (possibly shared) bound socket."""
     # every log line rendered by structlog (observability.logs.format), written off the event loop
     output = configure_logging(config.observability.logs)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -59,19 +103,111 @@ def serve_forever(
     bound_port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound_port}"
-    console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]")
+    worker = f" · worker {os.getpid()}" if ready is not None else ""
+    console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]{worker}")
     for alias, route in runtime.router.routes.items():
         console.print(f"  model [green]{alias}[/] · {', '.join(sorted(route.operations))}")
     console.print(f"  OpenAI base URL {url}/v1 · Anthropic base URL {url}", soft_wrap=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(runtime, sock, host, bound_port, tls))
+            runner.run(_serve(runtime, sock, host, bound_port, tls=tls, ready=ready))
     except KeyboardInterrupt:
         console.print("stopped")
     finally:
         signal.signal(signal.SIGTERM, previous)
         output.close()
+
+
+_STOP_GRACE = 20.0
+
+
+def _supervise(workers: int, run_worker: Callable[[Callable[[], None]], None]) -> None:
+    """Fork ``workers`` processes one after another (each once the previous one is serving); wait.
+
+    SIGTERM/SIGINT to the parent stop every worker with SIGTERM (SIGKILL after a grace period); a
+    worker that exits on its own stops the others. The parent never starts an event loop or a thread,
+    so forking is safe.
+    """
+    pids: list[int] = []
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        del signum, frame
+        nonlocal stopping
+        stopping = True
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(workers):
+            if stopping:
+                break
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                os.close(read_fd)
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                code = 0
+                try:
+                    run_worker(functools.partial(_signal_ready, write_fd))
+                except BaseException:  # reported; the worker exits non-zero
+                    logging.getLogger(__name__).exception("worker %d failed", os.getpid())
+                    code = 1
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+            os.close(write_fd)
+            with os.fdopen(read_fd, "rb") as pipe:
+                started = pipe.read(1)  # b"" when the worker died before serving
+            if not started and not stopping:
+                raise ConfigError("a worker exited during start-up (see its error above)")
+        _wait_any(pids)
+    finally:
+        stop(signal.SIGTERM, None)
+        _reap(pids)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _signal_ready(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, b"1")
+        os.close(fd)
+
+
+def _wait_any(pids: list[int]) -> None:
+    """Block until one worker exits (then the caller stops the rest)."""
+    while pids:
+        try:
+            pid, _ = os.wait()
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+        if pid in pids:
+            pids.remove(pid)
+            return
+
+
+def _reap(pids: list[int]) -> None:
+    deadline = time.monotonic() + _STOP_GRACE
+    while pids:
+        for pid in list(pids):
+            with contextlib.suppress(ChildProcessError):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if not done:
+                    continue
+            pids.remove(pid)
+        if pids and time.monotonic() > deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.05)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -80,7 +216,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int, tls: dict[str, Any]) -> None:
+async def _serve(
+    runtime: Runtime,
+    sock: socket.socket,
+    host: str,
+    port: int,
+    *,
+    tls: dict[str, Any],
+    ready: Callable[[], None] | None = None,
+) -> None:
     await runtime.start()
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
     # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich); moving them out of the
@@ -100,6 +244,8 @@ async def _serve(runtime: Runtime, sock: socket.socket, host: str, port: int, tl
             **tls,
         )
     )
+    if ready is not None:
+        asyncio.get_running_loop().call_soon(ready)  # the previous worker serves: start the next one
     try:
         await server.serve(sockets=[sock])
     finally:

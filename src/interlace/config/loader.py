@@ -182,14 +182,15 @@ class _Resolver:
 def _explain(
     err: Any, lines: dict[Path_, int], filename: str, files: dict[Path_, str] | None = None
 ) -> ConfigError:
-    loc: Path_ = tuple(err["loc"])
+    tagged: Path_ = tuple(err["loc"])
+    loc = _untagged(tagged, lines)
     line = _line_of(loc, lines)
     found = files or {}
     filename = next((found[loc[:end]] for end in range(len(loc), 0, -1) if loc[:end] in found), filename)
     where = _dotted(loc) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(tagged[:-1])
         guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else f"allowed here: {', '.join(sorted(allowed))}"
         return ConfigError(f"unknown key '{where}' — {hint}", file=filename, line=line)
@@ -197,6 +198,25 @@ def _explain(
         return ConfigError(f"'{where}' is required — add it", file=filename, line=line)
     message = str(err["msg"]).removeprefix("Value error, ")
     return ConfigError(f"'{where}': {message}", file=filename, line=line)
+
+
+def _untagged(loc: Path_, lines: dict[Path_, int]) -> Path_:
+    """``loc`` without the tags a discriminated union adds (``flows.f.sink.files.path`` → ``….sink.path``).
+
+    A part is a tag when the mapping it would be a key of was written with a ``type:`` key and the
+    part itself was not written there.
+    """
+    out: list[str | int] = []
+    dropped = False
+    for index, part in enumerate(loc):
+        here = (*out, part)
+        last = index == len(loc) - 1
+        if isinstance(part, str) and not (dropped or last) and here not in lines and (*out, "type") in lines:
+            dropped = True
+            continue
+        dropped = False
+        out.append(part)
+    return tuple(out)
 
 
 def _line_of(path: Path_, lines: dict[Path_, int]) -> int | None:
@@ -219,6 +239,10 @@ def _allowed_keys(path: Path_) -> list[str]:
     annotation: Any = Config
     for part in path:
         annotation = _unwrap(annotation)
+        tagged = _member(annotation, part)
+        if tagged is not None:  # a discriminated union's member, named by its tag in the error location
+            annotation = tagged
+            continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             field = annotation.model_fields.get(str(part))
             if field is None:
@@ -232,6 +256,19 @@ def _allowed_keys(path: Path_) -> list[str]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []
+
+
+def _member(annotation: Any, tag: str | int) -> Any:
+    """The member of a union on ``type`` whose tag is ``tag`` (flow sources, sinks, steps), or None."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) not in {typing.Union, types.UnionType}:
+        return None
+    for member in typing.get_args(annotation):
+        field = getattr(member, "model_fields", {}).get("type")
+        if field is not None and tag in typing.get_args(field.annotation):
+            return member
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from interlace.config._base import Strict as _Strict
 from interlace.config.audit import AuditConfig
 from interlace.config.auth import AuthConfig
+from interlace.config.flows import FlowConfig, check_flow_names
 from interlace.config.functions import FunctionsConfig
 from interlace.config.jobs import JobsConfig
 from interlace.config.pii import PiiConfig
@@ -402,6 +403,14 @@ class Config(_Strict):
     audit: AuditConfig = Field(
         default_factory=AuditConfig, description="The hash-chained audit log of every request."
     )
+    flows: dict[str, FlowConfig] = Field(
+        default_factory=dict, description="Event-driven flows by name: source → steps → sink(s)."
+    )
+
+    @field_validator("flows")
+    @classmethod
+    def _flow_names(cls, flows: dict[str, FlowConfig]) -> dict[str, FlowConfig]:
+        return check_flow_names(flows)
 
     @field_validator("models")
     @classmethod

@@ -17,8 +17,9 @@ SDKs, the YAML parser) are translated into this tree once, at the adapter bounda
     ├── NotFound                      404
     │   ├── ModelNotFound             404  lists the available models
     │   └── FunctionNotFound          404  lists the available AI functions (and versions)
-    ├── Conflict                      409  the resource is not in a state that allows it (job already finished)
+    ├── Conflict                      409  the resource is not in a state that allows it (a finished job)
     ├── IdempotencyConflict           422  an Idempotency-Key reused with a different request body
+    ├── MessageRejected               422  a flow step or sink refused a message for good: dead-letter it
     ├── UnsupportedOperation          400  the model cannot do what was asked (e.g. chat on minilm)
     ├── RateLimitExceeded             429  a key, tenant or model rpm/tpm limit (Retry-After, x-ratelimit-*)
     │   └── BudgetExceeded            429  insufficient_quota: a key's or tenant's hard budget is spent
@@ -49,13 +50,14 @@ __all__ = [
     "BudgetExceeded",
     "CapacityExceeded",
     "ConfigError",
-    "ContentPolicyViolation",
     "Conflict",
+    "ContentPolicyViolation",
     "ContextWindowExceeded",
     "FunctionNotFound",
     "FunctionOutputInvalid",
     "IdempotencyConflict",
     "InterlaceError",
+    "MessageRejected",
     "MethodNotAllowed",
     "ModelNotFound",
     "NotFound",
@@ -201,6 +203,15 @@ class IdempotencyConflict(InterlaceError):
     status_code = 422
     error_type = "invalid_request_error"
     default_code = "idempotency_key_reused"
+
+
+class MessageRejected(InterlaceError):
+    """A flow step or sink refused one message for a reason retrying cannot cure (a filter's type error,
+    no route matching, a sink's 4xx): the flow dead-letters it at once (:mod:`interlace.flows.engine`)."""
+
+    status_code = 422
+    error_type = "invalid_request_error"
+    default_code = "message_rejected"
 
 
 class FunctionNotFound(NotFound):

@@ -6,7 +6,7 @@ secret: ``id`` is the key's public id (``ik_…``), ``master``, or ``jwt:<issuer
 
 Scopes are names of endpoint families — ``chat`` (``/v1/chat/completions`` and ``/v1/messages``),
 ``embeddings``, ``classify``, ``infer`` (``/v2``), ``functions``, ``jobs``, ``batches``, ``files``,
-``usage`` — and model aliases; ``None`` means every one.
+``usage``, ``flows`` (``/v1/flows/{name}/events``) — and model aliases; ``None`` means every one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["ANONYMOUS", "ENDPOINTS", "Limits", "Principal", "PrincipalKind"]
 PrincipalKind = Literal["master", "key", "token", "anonymous"]
 
 ENDPOINTS: Final = frozenset(
-    {"chat", "embeddings", "classify", "infer", "functions", "jobs", "batches", "files", "usage"}
+    {"chat", "embeddings", "classify", "infer", "functions", "jobs", "batches", "files", "usage", "flows"}
 )
 """The endpoint families a key or token can be scoped to."""
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from interlace.core.errors import InterlaceError
+from interlace.flows.connectors.webhook.inbox import Inbox
 from interlace.functions.runner import FunctionRunner
 from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import Authenticate
@@ -21,11 +22,12 @@ from interlace.gateway.openapi import build_openapi
 from interlace.gateway.recording import Recorder
 from interlace.gateway.route_context import ContextFactory
 from interlace.gateway.routes.admin_keys import AdminKeyRoutes
-from interlace.gateway.routes.audit import AuditRoutes
 from interlace.gateway.routes.async_work import async_routes
+from interlace.gateway.routes.audit import AuditRoutes
 from interlace.gateway.routes.chat import ChatRoutes
 from interlace.gateway.routes.classify import ClassifyRoutes
 from interlace.gateway.routes.embeddings import EmbeddingRoutes
+from interlace.gateway.routes.flows import FlowEventRoutes
 from interlace.gateway.routes.functions import FunctionRoutes
 from interlace.gateway.routes.health import HealthRoutes
 from interlace.gateway.routes.inference_v2 import InferenceV2Routes
@@ -70,6 +72,7 @@ def build_app(runtime: Runtime) -> Starlette:
         config.functions, router, gate, shadow_sink=ShadowRecorder(runtime.database), rng=runtime.rng
     )
     functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
+    flow_events = FlowEventRoutes(Inbox(runtime.database), config.flows)
     openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled, functions=runner.registry))
 
     async def openapi_json(request: Request) -> Response:
@@ -97,6 +100,8 @@ def build_app(runtime: Runtime) -> Starlette:
         Route("/v1/functions/{name}", functions.call, methods=["POST"]),
         Route("/v1/functions/{name}", functions.retrieve, methods=["GET"]),
         Route("/v1/functions/{name}/versions/{version}", functions.call, methods=["POST"]),
+        # flows (interlace.flows): webhook events into a flow's inbox, 202 once durable
+        Route("/v1/flows/{name}/events", flow_events.post, methods=["POST"]),
         # --- admin API: virtual keys ---
         Route("/admin/v1/keys", admin_keys.create, methods=["POST"]),
         Route("/admin/v1/keys", admin_keys.list, methods=["GET"]),

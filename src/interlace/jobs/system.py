@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from interlace.config.jobs import JobsConfig
     from interlace.observability.observer import RequestObserver
     from interlace.routing.router import Router
+    from interlace.security.audit.entry import ContentMode
     from interlace.security.gate import Gate
     from interlace.store.database import Database
 
@@ -52,7 +53,8 @@ class JobSystem:
         gate: Gate,
         observers: RequestObserver,
         max_deadline: float,
-        capture_content: bool,
+        capture_content: bool = False,
+        audit_content: ContentMode = "none",
     ) -> None:
         """Start this process's worker, when ``jobs.worker.enabled`` (needs a running event loop)."""
         if not self.config.worker.enabled or self.worker is not None:
@@ -62,7 +64,9 @@ class JobSystem:
             executors=self.executors,
             router=router,
             gate=gate,
-            recorder=Recorder(observers, router.routes, capture_content=capture_content),
+            recorder=Recorder(
+                observers, router.routes, capture_content=capture_content, audit_content=audit_content
+            ),
             config=self.config,
             max_deadline=max_deadline,
             deliverer=self.deliverer,

@@ -84,6 +84,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
+        self._delivering: asyncio.Task[int] | None = None
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self.run(), name=f"jobs-worker {self.owner}")
@@ -112,8 +113,16 @@ class Worker:
                 task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
                 self._running[job.id] = task
                 task.add_done_callback(functools.partial(self._done, job.id))
-        if self.deliverer is not None:
-            await self.deliverer.deliver_due(self.owner)
+        if self.deliverer is not None and (self._delivering is None or self._delivering.done()):
+            # in its own task: a slow receiver (up to jobs.webhooks.timeout) must not delay claims
+            self._delivering = asyncio.create_task(self._deliver(self.deliverer))
+
+    async def _deliver(self, deliverer: Deliverer) -> int:
+        try:
+            return await deliverer.deliver_due(self.owner)
+        except Exception:  # retried at the next tick; the messages' leases expire meanwhile
+            log.exception("job worker %s: webhook delivery failed", self.owner)
+            return 0
 
     def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
         del task
@@ -140,8 +149,7 @@ class Worker:
         finally:
             self._attempts.pop(job.id, None)
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            await asyncio.wait([beat])  # not `await beat`: that would swallow our own cancellation
         if outcome is not None:
             await self._ended(outcome)
 
@@ -222,8 +230,10 @@ class Worker:
         self._wake.set()
         if self._loop is not None:
             self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            await asyncio.wait([self._loop])  # a cancellation of the caller still propagates
+        if self._delivering is not None:  # an attempt cut short is re-sent (same webhook-id) later
+            self._delivering.cancel()
+            await asyncio.wait([self._delivering])
         running = list(self._running.values())
         for task in running:
             task.cancel()

@@ -1,16 +1,20 @@
-"""The database handle: engine, migrations to head on start, a readiness ping."""
+"""The database handle: engine, migrations to head on start, a readiness ping.
+
+Alembic (~0.3 s to import) is loaded only when the database is behind: a restart against a database
+already at the head revision (read from the migration files' ``revision``/``down_revision`` lines and
+compared with ``alembic_version``) skips it, which is most of a restart's cold start.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import insert, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Database", "default_database_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r'^(down_revision|revision) = (?:"([^"]*)"|None)$', re.MULTILINE)
 
 
 def default_database_url(state_dir: str) -> str:
@@ -90,7 +95,31 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def head_revisions() -> set[str]:
+    """The migration scripts' heads: revisions no other script names as its ``down_revision``."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        for kind, value in _REVISION.findall(script.read_text()):
+            if value:
+                (revisions if kind == "revision" else parents).add(value)
+    return revisions - parents
+
+
+def _at_head(connection: Connection) -> bool:
+    if not inspect(connection).has_table("alembic_version"):
+        return False
+    current = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    heads = head_revisions()
+    return bool(heads) and current == heads
+
+
 def _upgrade_to_head(connection: Connection) -> None:
+    if _at_head(connection):
+        return
+    from alembic import command  # noqa: PLC0415 - only when the database is behind
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
