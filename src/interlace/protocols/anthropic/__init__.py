@@ -10,14 +10,13 @@ from interlace.protocols.anthropic.from_anthropic import (
     chat_response_to_messages,
     messages_request_to_chat,
 )
-from interlace.protocols.anthropic.stream_to_chat import MessagesStreamToChatChunks
-from interlace.protocols.anthropic.stream_to_messages import ChatChunksToMessagesStream, StreamEvent
-from interlace.protocols.anthropic.to_anthropic import (
-    DEFAULT_MAX_TOKENS,
+from interlace.protocols.anthropic.response_to_chat import (
     FINISH_REASON_BY_STOP_REASON,
-    chat_request_to_messages,
     messages_response_to_chat,
 )
+from interlace.protocols.anthropic.stream_to_chat import MessagesStreamToChatChunks
+from interlace.protocols.anthropic.stream_to_messages import ChatChunksToMessagesStream, StreamEvent
+from interlace.protocols.anthropic.to_anthropic import DEFAULT_MAX_TOKENS, chat_request_to_messages
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

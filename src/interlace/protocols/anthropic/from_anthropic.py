@@ -46,7 +46,7 @@ from interlace.protocols.anthropic._validation import (
     _count,
     _encode_arguments,
 )
-from interlace.protocols.anthropic.to_anthropic import _decode_arguments
+from interlace.protocols.anthropic.to_anthropic import decode_arguments
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -404,7 +404,7 @@ def _response_blocks(message: JSON, where: str) -> list[JSON]:
                 "type": "tool_use",
                 "id": _as_string(call.get("id"), f"{call_where}.id", _UPSTREAM),
                 "name": _as_string(function.get("name"), f"{call_where}.function.name", _UPSTREAM),
-                "input": _decode_arguments(
+                "input": decode_arguments(
                     function.get("arguments"), f"{call_where}.function.arguments", _UPSTREAM
                 ),
             }

@@ -14,11 +14,7 @@ from interlace.protocols.anthropic._validation import (
     _body,
     _chat_id,
 )
-from interlace.protocols.anthropic.to_anthropic import (
-    _UPSTREAM,
-    _chat_usage,
-    _finish_reason,
-)
+from interlace.protocols.anthropic.response_to_chat import _UPSTREAM, chat_usage, finish_reason
 
 __all__ = ["MessagesStreamToChatChunks"]
 
@@ -151,7 +147,7 @@ class MessagesStreamToChatChunks:
         stop_reason = delta.get("stop_reason")
         if stop_reason is None:
             return []
-        chunk = self._chunk({}, _finish_reason(stop_reason))
+        chunk = self._chunk({}, finish_reason(stop_reason))
         stop_sequence = delta.get("stop_sequence")
         if isinstance(stop_sequence, str):
             chunk["choices"][0]["stop_reason"] = stop_sequence
@@ -163,7 +159,7 @@ class MessagesStreamToChatChunks:
             return []
         usage_chunk = self._chunk({})
         usage_chunk["choices"] = []
-        usage_chunk["usage"] = _chat_usage(self._usage)
+        usage_chunk["usage"] = chat_usage(self._usage)
         return [usage_chunk]
 
 
