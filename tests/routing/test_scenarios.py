@@ -228,6 +228,23 @@ def test_cut_stream_is_completed_by_continuation(
     )
 
 
+def test_cut_stream_is_continued_on_a_vllm_style_deployment(
+    make_gateway: GatewayFactory, up_a: UpstreamServer
+) -> None:
+    """An OpenAI-compatible deployment that declares ``supports_prefill`` is told to extend the final
+    assistant message (vLLM's ``continue_final_message``), not to answer it with a new turn."""
+    gateway = start(make_gateway, model("m", openai_dep(up_a, "echo", "        supports_prefill: true\n")))
+    up_a.script.push(Fault(kind="cut_stream", chunks=5), times=1)
+    _, frames = stream(gateway, "m")
+    assert text_of(frames) == ANSWER
+    assert frames[-1] == "data: [DONE]"
+    first, continuation = up_a.requests[-2].body, up_a.requests[-1].body
+    assert "continue_final_message" not in first  # an ordinary request is sent as the client sent it
+    assert continuation["messages"][-1]["role"] == "assistant"
+    assert continuation["continue_final_message"] is True
+    assert continuation["add_generation_prompt"] is False
+
+
 def test_cut_stream_without_prefill_support_names_the_cut(
     make_gateway: GatewayFactory, up_a: UpstreamServer
 ) -> None:

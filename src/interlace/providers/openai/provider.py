@@ -38,6 +38,9 @@ class OpenAIProvider(HttpProvider):
 
     def __init__(self, *, name: str, deployment: DeploymentConfig) -> None:
         self._azure = deployment.api_style == "azure"
+        # an OpenAI-compatible server declared able to continue an answer is vLLM-style: it needs
+        # to be told to extend the final assistant message instead of starting a new turn
+        self._continues = bool(deployment.supports_prefill)
         headers = {}
         key = deployment.api_key.get_secret_value() if deployment.api_key else None
         if key and self._azure:
@@ -71,6 +74,9 @@ class OpenAIProvider(HttpProvider):
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
+        if self._continues and _ends_with_assistant(body):
+            body.setdefault("continue_final_message", True)
+            body.setdefault("add_generation_prompt", False)
         return body
 
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
@@ -148,3 +154,9 @@ class OpenAIProvider(HttpProvider):
         return EmbeddingResult(
             vectors=vectors, prompt_tokens=prompt_tokens, model=str(answer.get("model", ""))
         )
+
+
+def _ends_with_assistant(body: dict[str, Any]) -> bool:
+    """A prefill: the conversation ends with the start of the assistant's answer, to be continued."""
+    messages = body.get("messages")
+    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
