@@ -113,7 +113,9 @@ def summarise(runs: list[dict], concurrency: list[int]) -> dict:
             if pairs:
                 versus[mine] = {
                     "rps_ratio": spread([i["rps"] / lt["rps"] for lt, i in pairs if lt["rps"]]),
-                    "p50_ratio": spread([i["latency_us"]["p50"] / lt["latency_us"]["p50"] for lt, i in pairs]),
+                    "p50_ratio": spread(
+                        [i["latency_us"]["p50"] / lt["latency_us"]["p50"] for lt, i in pairs]
+                    ),
                 }
         row["overhead"], row["vs_litellm"] = overhead, versus
         out[str(c)] = row
@@ -171,7 +173,7 @@ def _kib_ratio(a: int | None, b: int | None) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
-def render_markdown(result: dict) -> str:  # noqa: C901, PLR0912, PLR0915 - one table after another
+def render_markdown(result: dict) -> str:  # noqa: PLR0912 - one table after another
     m, s = result["machine"], result["settings"]
     repeats = (
         "median of the repeats (min … max)" if s["repeat"] > 1 else "one run each (no spread: --repeat 1)"
@@ -231,7 +233,9 @@ def render_markdown(result: dict) -> str:  # noqa: C901, PLR0912, PLR0915 - one 
         ]
         for c, row in summary.items():
             for mine, v in row.get("vs_litellm", {}).items():
-                lines.append(f"| {c} | {mine} | {_rng(v['rps_ratio'], _ratio)} | {_rng(v['p50_ratio'], _ratio)} |")
+                lines.append(
+                    f"| {c} | {mine} | {_rng(v['rps_ratio'], _ratio)} | {_rng(v['p50_ratio'], _ratio)} |"
+                )
     lines += [
         "",
         "## CPU during the measured runs (% of one core, median; others = the rest of the machine)",
@@ -298,7 +302,9 @@ def render_markdown(result: dict) -> str:  # noqa: C901, PLR0912, PLR0915 - one 
     ]
     for label, stat in cold.items():
         name = label if label == "litellm" else f"interlace, {label}"
-        lines.append(f"| {name} | {stat['n']} | {stat['min']:.0f} | {stat['median']:.0f} | {stat['max']:.0f} |")
+        lines.append(
+            f"| {name} | {stat['n']} | {stat['min']:.0f} | {stat['median']:.0f} | {stat['max']:.0f} |"
+        )
     st = result["streaming"]
     if st:
         present = [t for t in TARGETS if t in st]
@@ -307,7 +313,10 @@ def render_markdown(result: dict) -> str:  # noqa: C901, PLR0912, PLR0915 - one 
             "",
             f"## Streaming ({n} sequential streamed requests per target, {events} `data:` events each; ms)",
             "",
-            "| target | first chunk p50 | first chunk p99 | gap between chunks p50 | gap p99 | total p50 | total p99 |",
+            (
+                "| target | first chunk p50 | first chunk p99 | gap between chunks p50 | gap p99 "
+                "| total p50 | total p99 |"
+            ),
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for t in present:

@@ -52,20 +52,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=None, help="seconds per measured run (10)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds of warm-up before each run (2)")
     parser.add_argument("--repeat", type=int, default=None, help="repeats of the throughput runs (3)")
-    parser.add_argument(
-        "--concurrency", default=None, help="comma-separated connection counts (1,16,64,256)"
-    )
+    parser.add_argument("--concurrency", default=None, help="comma-separated connection counts (1,16,64,256)")
     parser.add_argument("--streams", type=int, default=None, help="streamed requests per target (200)")
     parser.add_argument(
         "--quick", action="store_true", help="CI: 2 s runs, c=1,16, 1 repeat, 50 streams, no LiteLLM"
     )
-    parser.add_argument("--litellm", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure the LiteLLM proxy too (default: yes, except with --quick)")
-    parser.add_argument("--extras", action=argparse.BooleanOptionalAction, default=True,
-                        help="the routing (10 deployments) and observability variants (default: yes)")
-    parser.add_argument("--soak", type=int, default=None, metavar="N",
-                        help="send N requests (c=16) to each gateway and report RSS before/after "
-                        "(default 20000; 0 skips; the issue's check is --soak 1000000)")
+    parser.add_argument(
+        "--litellm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the LiteLLM proxy too (default: yes, except with --quick)",
+    )
+    parser.add_argument(
+        "--extras",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the routing (10 deployments) and observability variants (default: yes)",
+    )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=None,
+        metavar="N",
+        help="send N requests (c=16) to each gateway and report RSS before/after "
+        "(default 20000; 0 skips; the issue's check is --soak 1000000)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md/json go")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
@@ -147,7 +158,9 @@ def measured_run(target: Target, upstream: Proc, label: str, wrk_args: dict, sec
     return run
 
 
-def measure_throughput(args, *, targets: dict[str, Target], upstream: Proc, wrk, progress, errors) -> list[dict]:
+def measure_throughput(
+    args, *, targets: dict[str, Target], upstream: Proc, wrk, progress, errors
+) -> list[dict]:
     runs = []
     names = list(targets)
     for repeat in range(1, args.repeat + 1):
@@ -180,10 +193,13 @@ def measure_throughput(args, *, targets: dict[str, Target], upstream: Proc, wrk,
 
 
 def soak(args, *, targets: dict[str, Target], wrk: str, progress) -> dict[str, dict]:
-    """N requests at c=16 through each gateway; RSS before and after (growth = a leak, or caches)."""
+    """N requests at c=16 through each Interlace; RSS before and after (growth = a leak, or caches).
+
+    LiteLLM is left out: at its rate the default 20,000 requests alone would take minutes.
+    """
     out: dict[str, dict] = {}
     for name, target in targets.items():
-        if name == "direct":
+        if name not in _report.INTERLACES:
             continue
         progress.step(f"soak: {args.soak:,} requests through {name}")
         before = target.proc.tree_rss_kib()
@@ -297,7 +313,7 @@ def measure_cold_starts(procs, workdir, logs, upstream_port, progress) -> dict[s
     return times
 
 
-def measure_litellm_cold_starts(procs, workdir, logs, script, upstream_port, progress) -> list[float]:
+def measure_litellm_cold_starts(procs, workdir, logs, script, *, upstream_port, progress) -> list[float]:
     times = []
     config = write_litellm_config(workdir / "litellm.yaml", upstream_port)
     for index in range(LITELLM_COLD_STARTS):
@@ -309,7 +325,7 @@ def measure_litellm_cold_starts(procs, workdir, logs, script, upstream_port, pro
     return times
 
 
-def start_targets(args, procs, workdir, logs, upstream, upstream_port, litellm_script) -> dict[str, Target]:
+def start_targets(procs, workdir, logs, *, upstream, upstream_port, litellm_script) -> dict[str, Target]:
     """direct, interlace (bare), interlace+policies (a virtual key, limits) and LiteLLM, each checked."""
     targets = {"direct": Target("direct", upstream_port, "echo", upstream)}
     config = _write_config(workdir / "interlace.yaml", upstream_port, workdir / "state")
@@ -346,7 +362,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
         + args.repeat * len(args.concurrency) * n_targets
         + 1
         + extras
-        + ((n_targets - 1) if args.soak else 0)
+        + (len(_report.INTERLACES) if args.soak else 0)
     )
     progress = Progress(total)
     print(f"starting the fake upstream and the targets on {HOST} (logs in {logs})", file=sys.stderr)
@@ -354,15 +370,21 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> int:
     cold = measure_cold_starts(procs, workdir, logs, upstream_port, progress)
     if litellm_script is not None:
         cold["litellm"] = measure_litellm_cold_starts(
-            procs, workdir, logs, litellm_script, upstream_port, progress
+            procs, workdir, logs, litellm_script, upstream_port=upstream_port, progress=progress
         )
 
-    targets = start_targets(args, procs, workdir, logs, upstream, upstream_port, litellm_script)
+    targets = start_targets(
+        procs, workdir, logs, upstream=upstream, upstream_port=upstream_port, litellm_script=litellm_script
+    )
     time.sleep(1.0)  # let start-up work (database, pool) settle before reading the idle RSS
-    memory = {name: {"idle_rss_kib": t.proc.tree_rss_kib()} for name, t in targets.items() if name != "direct"}
+    memory = {
+        name: {"idle_rss_kib": t.proc.tree_rss_kib()} for name, t in targets.items() if name != "direct"
+    }
 
     errors: list[str] = []
-    runs = measure_throughput(args, targets=targets, upstream=upstream, wrk=wrk, progress=progress, errors=errors)
+    runs = measure_throughput(
+        args, targets=targets, upstream=upstream, wrk=wrk, progress=progress, errors=errors
+    )
     for name, mem in memory.items():
         mem["after_load_rss_kib"] = targets[name].proc.tree_rss_kib()
 

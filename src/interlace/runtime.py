@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from interlace.core.errors import ConfigError
+from interlace.functions.runner import FunctionRunner
 from interlace.jobs.system import JobSystem
 from interlace.observability.events import EventLog, default_spool_dir
 from interlace.observability.logs import RequestLog
@@ -153,6 +154,11 @@ class Runtime:
                 routes, self.router.attempts, rng=self.rng, recorder=ShadowRecorder(self.database)
             )
             self.router.mirror = self.shadow
+        # AI functions (interlace.functions): through the same gate and router; the gateway serves them,
+        # the job system carries them as jobs (operation "function")
+        self.functions = FunctionRunner.from_config(
+            config.functions, self.router, self.gate, shadow_sink=ShadowRecorder(self.database), rng=self.rng
+        )
         # --- metrics and request log (observability.metrics / observability.logs) ---
         observability = config.observability
         self.metrics: Metrics | None = (
@@ -200,6 +206,7 @@ class Runtime:
             max_deadline=self.config.routing.max_deadline,
             capture_content=self.config.observability.logs.include_content,
             audit_content=self.config.audit.content if self.config.audit.enabled else "none",
+            functions=self.functions,
         )
 
     async def _load(self, name: str, encoder: SentenceEncoder) -> None:

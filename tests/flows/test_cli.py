@@ -45,7 +45,8 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_list_shows_each_flow(config: Path) -> None:
     result = CliRunner().invoke(app, ["flow", "list", "--config", str(config)], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "demo" in result.output and "evens → map-1" in result.output
+    assert "demo" in result.output
+    assert "evens → map-1" in result.output
     assert "a=event_log, b=http" in result.output
 
 
@@ -54,13 +55,21 @@ def test_validate_builds_every_flow_and_reports_what_is_wrong(config: Path, tmp_
     assert ok.exit_code == 0, ok.output
     assert "2 flow(s) valid" in ok.output
     broken = tmp_path / "broken.yaml"
-    broken.write_text(CONFIG.replace("type: filter, expression: 'payload.n % 2 == 0'", "type: filter, expression: 'n >'"))
+    broken.write_text(
+        CONFIG.replace("type: filter, expression: 'payload.n % 2 == 0'", "type: filter, expression: 'n >'")
+    )
     bad = CliRunner().invoke(app, ["flow", "validate", "--config", str(broken)])
-    assert bad.exit_code == 2 and "broken.yaml:7" in bad.output and "CEL" in bad.output
+    assert bad.exit_code == 2
+    assert "broken.yaml:7" in bad.output
+    assert "CEL" in bad.output
     unknown = tmp_path / "unknown.yaml"
-    unknown.write_text("flows:\n  f:\n    source: {type: webhook}\n    steps: [{type: function, function: nope}]\n    sink: {type: files, path: o}\n")
+    unknown.write_text(
+        "flows:\n  f:\n    source: {type: webhook}\n"
+        "    steps: [{type: function, function: nope}]\n    sink: {type: files, path: o}\n"
+    )
     missing = CliRunner().invoke(app, ["flow", "validate", "--config", str(unknown)])
-    assert missing.exit_code == 2 and "nope" in missing.output
+    assert missing.exit_code == 2
+    assert "nope" in missing.output
 
 
 def test_status_before_any_run(config: Path) -> None:
@@ -74,8 +83,19 @@ def test_run_processes_drains_on_sigterm_and_status_shows_it(config: Path, tmp_p
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "numbers.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(40)))
     out = tmp_path / "out" / "demo.jsonl"
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "interlace", "flow", "run", "demo", "--config", str(config), "--progress", "0.2"],
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "interlace",
+            "flow",
+            "run",
+            "demo",
+            "--config",
+            str(config),
+            "--progress",
+            "0.2",
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -102,4 +122,6 @@ def test_run_processes_drains_on_sigterm_and_status_shows_it(config: Path, tmp_p
     assert sorted(row["n"] for row in rows) == list(range(0, 40, 2))
     status = CliRunner().invoke(app, ["flow", "status", "--config", str(config)], env=WIDE)
     assert status.exit_code == 0, status.output
-    assert "demo" in status.output and "stopped" in status.output and " 40 " in status.output
+    assert "demo" in status.output
+    assert "stopped" in status.output
+    assert " 40 " in status.output

@@ -45,7 +45,8 @@ async def test_files_sink_appends_json_lines_and_envelopes(tmp_path: Path) -> No
     await sink.write([message("c", [3])])
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     assert [line["id"] for line in lines] == ["a", "b", "c"]
-    assert lines[0]["payload"] == {"n": 1} and lines[0]["headers"] == {"traceparent": "00-x"}
+    assert lines[0]["payload"] == {"n": 1}
+    assert lines[0]["headers"] == {"traceparent": "00-x"}
     bare = FilesSink(FilesSinkConfig(type="files", path=str(tmp_path / "bare.jsonl"), format="payload"))
     await bare.start()
     await bare.write([message("a", {"n": 1})])
@@ -65,7 +66,9 @@ async def take(source: FilesSource, count: int, *, max_in_flight: int = 100) -> 
 
 
 def files_source(tmp_path: Path, **options: Any) -> FilesSource:
-    return FilesSource(FilesSourceConfig(type="files", dir=str(tmp_path / "in"), poll_interval=0.02, **options))
+    return FilesSource(
+        FilesSourceConfig(type="files", dir=str(tmp_path / "in"), poll_interval=0.02, **options)
+    )
 
 
 async def test_files_source_reads_lines_in_order_and_resumes_after_a_restart(tmp_path: Path) -> None:
@@ -117,8 +120,12 @@ async def test_files_source_reads_csv_rows_as_objects_with_keys(tmp_path: Path) 
     source = files_source(tmp_path, pattern="*.csv", format="csv", key_field="id", done="mark")
     await source.start()
     got = await take(source, 2)
-    assert [d.message.payload for d in got] == [{"id": "1", "text": "hello, world"}, {"id": "2", "text": "bye"}]
-    assert [d.message.key for d in got] == ["1", "2"] and got[0].message.id == "t.csv:2"
+    assert [d.message.payload for d in got] == [
+        {"id": "1", "text": "hello, world"},
+        {"id": "2", "text": "bye"},
+    ]
+    assert [d.message.key for d in got] == ["1", "2"]
+    assert got[0].message.id == "t.csv:2"
     await source.aclose()
 
 
@@ -158,7 +165,7 @@ def endpoint() -> Iterator[tuple[_Endpoint, str]]:
     state = _Endpoint()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, orjson.loads(body)))
             status = state.answers.pop(0) if state.answers else 200
@@ -193,7 +200,8 @@ async def test_http_sink_posts_each_message_with_its_id_and_trace(endpoint: tupl
     await sink.aclose()
     [(headers, body)] = state.requests
     assert body == {"n": 1}
-    assert headers["idempotency-key"] == "a" and headers["traceparent"] == "00-abc-def-01"
+    assert headers["idempotency-key"] == "a"
+    assert headers["traceparent"] == "00-abc-def-01"
     assert headers["x-team"] == "ops"
 
 
@@ -204,7 +212,8 @@ async def test_http_sink_retries_5xx_and_429_then_confirms(endpoint: tuple[_Endp
     await sink.start()
     await sink.write([message("a", {"n": 1})])
     await sink.aclose()
-    assert len(state.requests) == 3 and state.requests[-1][1]["id"] == "a"
+    assert len(state.requests) == 3
+    assert state.requests[-1][1]["id"] == "a"
 
 
 async def test_http_sink_refuses_for_good_on_4xx_and_fails_after_its_retries(
@@ -248,7 +257,8 @@ async def test_event_log_sink_appends_once_per_message(database: Database) -> No
     await sink.write([message("a", {"n": 1})])  # redelivered: not appended again
     events = await read_events(database, "orders")
     assert [e["message_id"] for e in events] == ["a", "b"]
-    assert events[0]["payload"] == {"n": 1} and events[0]["headers"] == {"traceparent": "00-t"}
+    assert events[0]["payload"] == {"n": 1}
+    assert events[0]["headers"] == {"traceparent": "00-t"}
     assert await count_events(database, "orders") == 2
     other = EventLogSink(
         EventLogSinkConfig(type="event_log", stream="audit"), FlowServices(flow="orders", database=database)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from interlace.core.errors import MessageRejected, RequestError
 from interlace.flows.engine import SINK_ATTRIBUTE, FlowEngine, StepSlot
 from interlace.flows.message import Message
 from interlace.flows.metrics import FlowMetrics
-from interlace.flows.testing import FunctionStep, MemorySink, MemorySource, messages
+from interlace.flows.testing import FunctionStep, MemoryDelivery, MemorySink, MemorySource, messages
 
 NO_WAIT = RetryPolicy(attempts=3, backoff=0)
 
@@ -54,7 +54,10 @@ async def test_every_message_is_written_then_acked_and_everything_is_closed() ->
     assert sorted(source.acked) == sorted(f"m{n}" for n in range(20))
     assert acked_before_write == []
     assert (stats.received, stats.acked, stats.out, stats.in_flight) == (20, 20, 20, 0)
-    assert source.closed and sink.closed and source.started and sink.started
+    assert source.closed
+    assert sink.closed
+    assert source.started
+    assert sink.started
 
 
 async def test_in_flight_deliveries_never_exceed_the_bound() -> None:
@@ -67,7 +70,8 @@ async def test_in_flight_deliveries_never_exceed_the_bound() -> None:
         await asyncio.sleep(0)
     for _ in range(20):  # the engine does not pull a fifth while four wait for the sink
         await asyncio.sleep(0)
-    assert source.unacked == 4 and flow.stats.in_flight == 4
+    assert source.unacked == 4
+    assert flow.stats.in_flight == 4
     hold.set()
     await running
     assert source.peak_unacked == 4
@@ -87,7 +91,8 @@ async def test_a_failing_step_is_retried_then_succeeds() -> None:
     sink = MemorySink()
     stats = await engine(source, [FunctionStep("flaky", flaky)], {"default": sink}).run()
     assert sink.payloads == ["a"]
-    assert stats.errors == 2 and stats.dead_letters == 0
+    assert stats.errors == 2
+    assert stats.dead_letters == 0
     assert source.acked == ["m0"]
 
 
@@ -105,15 +110,21 @@ async def test_a_poison_message_goes_to_the_dead_letters_with_its_step_and_error
     assert sink.payloads == ["ok", "ok2"] or sorted(sink.payloads) == ["ok", "ok2"]
     assert len(dead.written) == 1
     letter = dead.written[0].payload
-    assert letter["step"] == "parse" and letter["flow"] == "test"
-    assert letter["error"]["type"] == "ValueError" and "cannot parse" in letter["error"]["message"]
-    assert letter["message"]["payload"] == "bad" and letter["message"]["id"] == "m1"
+    assert letter["step"] == "parse"
+    assert letter["flow"] == "test"
+    assert letter["error"]["type"] == "ValueError"
+    assert "cannot parse" in letter["error"]["message"]
+    assert letter["message"]["payload"] == "bad"
+    assert letter["message"]["id"] == "m1"
     assert sorted(source.acked) == ["m0", "m1", "m2"]
     assert step.calls == 2 + 3  # the poison message had all three attempts
     assert stats.dead_letters == 1
-    assert metrics.registry.get_sample_value(
-        "interlace_flow_dead_letters_total", {"flow": "test", "step": "parse"}
-    ) == 1.0
+    assert (
+        metrics.registry.get_sample_value(
+            "interlace_flow_dead_letters_total", {"flow": "test", "step": "parse"}
+        )
+        == 1.0
+    )
 
 
 async def test_a_permanent_error_is_not_retried() -> None:
@@ -131,15 +142,18 @@ async def test_a_sink_that_stays_down_gets_the_delivery_nacked_not_dead_lettered
     source = MemorySource(messages(["x"]))
     sink, dead = MemorySink(fail=10), MemorySink(name="dead")
     stats = await engine(source, [], {"default": sink}, dead=dead).run()
-    assert source.nacked == ["m0"] and source.acked == []
-    assert dead.written == [] and stats.errors == 3
+    assert source.nacked == ["m0"]
+    assert source.acked == []
+    assert dead.written == []
+    assert stats.errors == 3
 
 
 async def test_a_sink_recovering_within_the_retries_confirms_and_acks() -> None:
     source = MemorySource(messages(["x"]))
     sink = MemorySink(fail=2)
     await engine(source, [], {"default": sink}).run()
-    assert sink.payloads == ["x"] and source.acked == ["m0"]
+    assert sink.payloads == ["x"]
+    assert source.acked == ["m0"]
 
 
 async def test_a_sink_refusing_a_message_dead_letters_it() -> None:
@@ -155,7 +169,8 @@ async def test_a_dead_letter_sink_that_fails_hands_the_message_back() -> None:
     source = MemorySource(messages(["x"]))
     boom = FunctionStep("boom", lambda m: (_ for _ in ()).throw(MessageRejected("no")))
     await engine(source, [boom], dead=MemorySink(name="dead", fail=100)).run()
-    assert source.nacked == ["m0"] and source.acked == []
+    assert source.nacked == ["m0"]
+    assert source.acked == []
 
 
 async def test_fan_out_to_routed_sinks_acks_only_after_both_confirmed() -> None:
@@ -175,7 +190,8 @@ async def test_fan_out_to_routed_sinks_acks_only_after_both_confirmed() -> None:
     assert source.acked == []  # a confirmed, b has not yet
     hold.set()
     await running
-    assert source.acked == ["m0"] and b.payloads == [{"half": "b"}]
+    assert source.acked == ["m0"]
+    assert b.payloads == [{"half": "b"}]
 
 
 async def test_filtered_messages_are_acked_without_output() -> None:
@@ -183,7 +199,9 @@ async def test_filtered_messages_are_acked_without_output() -> None:
     sink = MemorySink()
     evens = FunctionStep("evens", lambda m: m.payload if m.payload % 2 == 0 else None)
     stats = await engine(source, [evens], {"default": sink}).run()
-    assert sorted(sink.payloads) == [0, 2] and len(source.acked) == 4 and stats.dropped == 2
+    assert sorted(sink.payloads) == [0, 2]
+    assert len(source.acked) == 4
+    assert stats.dropped == 2
 
 
 async def test_messages_with_the_same_key_run_one_at_a_time_in_order() -> None:
@@ -209,10 +227,11 @@ async def test_messages_with_the_same_key_run_one_at_a_time_in_order() -> None:
     assert overlap == []
     for key in ("k0", "k1", "k2"):
         order = [n for k, n in seen if k == key]
-        assert order == sorted(order) and len(order) == 10
+        assert order == sorted(order)
+        assert len(order) == 10
         written = [m.payload["n"] for m in sink.written if m.payload["k"] == key]
         assert written == sorted(written)
-    assert len(flow._sequencer) == 0  # noqa: SLF001
+    assert len(flow._sequencer) == 0
 
 
 async def test_stop_drains_in_flight_messages_and_stops_pulling() -> None:
@@ -235,8 +254,10 @@ async def test_stop_drains_in_flight_messages_and_stops_pulling() -> None:
         await asyncio.sleep(0)
     release.set()
     stats = await running
-    assert stats.acked == 5 and sorted(source.acked) == [f"m{n}" for n in range(5)]
-    assert source.nacked == [] and source.closed
+    assert stats.acked == 5
+    assert sorted(source.acked) == [f"m{n}" for n in range(5)]
+    assert source.nacked == []
+    assert source.closed
 
 
 async def test_what_does_not_finish_within_the_drain_timeout_is_nacked() -> None:
@@ -253,8 +274,10 @@ async def test_what_does_not_finish_within_the_drain_timeout_is_nacked() -> None
     await started.wait()
     stop.set()
     stats = await running
-    assert sorted(source.nacked) == ["m0", "m1", "m2"] and source.acked == []
-    assert stats.in_flight == 0 and source.unacked == 0
+    assert sorted(source.nacked) == ["m0", "m1", "m2"]
+    assert source.acked == []
+    assert stats.in_flight == 0
+    assert source.unacked == 0
 
 
 class _Batch:
@@ -325,9 +348,11 @@ async def test_confirmation_hooks_run_only_after_the_sink_confirmed() -> None:
 @pytest.mark.parametrize("max_in_flight", [1, 7])
 async def test_a_source_error_stops_the_flow_and_is_raised(max_in_flight: int) -> None:
     class Broken(MemorySource):
-        async def deliveries(self, *, max_in_flight: int) -> Any:  # type: ignore[override]
+        async def deliveries(self, *, max_in_flight: int) -> AsyncIterator[MemoryDelivery]:
+            before: list[MemoryDelivery] = []
+            for delivery in before:
+                yield delivery
             raise ConnectionError("broker gone")
-            yield  # pragma: no cover
 
     source = Broken(messages(["x"]))
     with pytest.raises(ConnectionError, match="broker gone"):

@@ -10,6 +10,9 @@ from interlace.config.flows import FlowConfig
 from interlace.core.errors import ConfigError
 from interlace.flows.registry import SINKS, SOURCES, STEPS
 
+WEBHOOK = "flows:\n  f:\n    source: {type: webhook}\n"
+SINK = "    sink: {type: files, path: o}\n"
+
 
 def errors_of(text: str) -> str:
     with pytest.raises(ConfigError) as caught:
@@ -34,7 +37,9 @@ flows:
 """
     )
     flow = config.flows["tickets"]
-    assert flow.max_in_flight == 64 and flow.ordering == "none" and flow.retry.attempts == 3
+    assert flow.max_in_flight == 64
+    assert flow.ordering == "none"
+    assert flow.retry.attempts == 3
     assert [s.type for s in flow.steps] == ["filter", "map", "route"]
     assert flow.sink_names == ["billing", "rest"]
 
@@ -42,16 +47,42 @@ flows:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("flows:\n  f:\n    source: {type: nats2}\n    sink: {type: files, path: o}\n", "flows.yaml:3: 'flows.f.source'"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    sink:\n      type: files\n      pth: o\n", "flows.yaml:6: unknown key 'flows.f.sink.pth' — did you mean 'path'?"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    sink:\n      type: files\n", "flows.yaml:4: 'flows.f.sink.path' is required"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    steps:\n      - {type: filter, expression: 'a >'}\n    sink: {type: files, path: o}\n", "flows.yaml:5: 'flows.f.steps[0].expression': not a valid CEL expression"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    steps:\n      - {type: map, expression: '{a:'}\n    sink: {type: files, path: o}\n", "not a valid JSONata expression"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    steps:\n      - {type: summarise}\n    sink: {type: files, path: o}\n", "flows.yaml:5: 'flows.f.steps[0]'"),
+        (
+            "flows:\n  f:\n    source: {type: nats2}\n    sink: {type: files, path: o}\n",
+            "flows.yaml:3: 'flows.f.source'",
+        ),
+        (
+            "flows:\n  f:\n    source: {type: webhook}\n    sink:\n      type: files\n      pth: o\n",
+            "flows.yaml:6: unknown key 'flows.f.sink.pth' — did you mean 'path'?",
+        ),
+        (
+            "flows:\n  f:\n    source: {type: webhook}\n    sink:\n      type: files\n",
+            "flows.yaml:4: 'flows.f.sink.path' is required",
+        ),
+        (
+            WEBHOOK + "    steps:\n      - {type: filter, expression: 'a >'}\n" + SINK,
+            "flows.yaml:5: 'flows.f.steps[0].expression': not a valid CEL expression",
+        ),
+        (
+            WEBHOOK + "    steps:\n      - {type: map, expression: '{a:'}\n" + SINK,
+            "not a valid JSONata expression",
+        ),
+        (
+            WEBHOOK + "    steps:\n      - {type: summarise}\n" + SINK,
+            "flows.yaml:5: 'flows.f.steps[0]'",
+        ),
         ("flows:\n  f:\n    source: {type: webhook}\n", "a flow needs exactly one of sink: or sinks:"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    steps:\n      - type: route\n        cases: [{when: 'true', sink: nowhere}]\n    sinks: {a: {type: files, path: o}}\n", "routes to 'nowhere', which is not under sinks: (a)"),
+        (
+            WEBHOOK
+            + "    steps:\n      - type: route\n        cases: [{when: 'true', sink: nowhere}]\n"
+            + "    sinks: {a: {type: files, path: o}}\n",
+            "routes to 'nowhere', which is not under sinks: (a)",
+        ),
         ("flows:\n  9f:\n    source: {type: webhook}\n    sink: {type: files, path: o}\n", "flow name '9f'"),
-        ("flows:\n  f:\n    source: {type: webhook}\n    sink: {type: files, path: o}\n    max_in_flight: 0\n", "flows.yaml:5: 'flows.f.max_in_flight'"),
+        (
+            WEBHOOK + SINK + "    max_in_flight: 0\n",
+            "flows.yaml:5: 'flows.f.max_in_flight'",
+        ),
     ],
 )
 def test_errors_point_at_the_line_and_say_what_to_write(text: str, expected: str) -> None:
@@ -76,4 +107,6 @@ def test_every_registry_entry_names_a_config_with_a_literal_type_and_a_loadable_
 
 def test_flow_config_is_immutable_and_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match="extra"):
-        FlowConfig.model_validate({"source": {"type": "webhook"}, "sink": {"type": "files", "path": "o"}, "x": 1})
+        FlowConfig.model_validate(
+            {"source": {"type": "webhook"}, "sink": {"type": "files", "path": "o"}, "x": 1}
+        )

@@ -3,6 +3,7 @@ through a real runtime (fake models: chat and embeddings; the gate, the recorder
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from tests.support.quotas import REDIS_URL, delete_prefix, new_prefix, require_r
 
 from interlace.config import parse_config
 from interlace.config.flows import FlowConfig
-from interlace.core.errors import MessageRejected
+from interlace.core.errors import ConfigError, MessageRejected
 from interlace.core.principal import Principal
 from interlace.flows.build import build_flow
 from interlace.flows.engine import SINK_ATTRIBUTE
@@ -40,8 +41,8 @@ from interlace.flows.steps.dedupe import DedupeStep
 from interlace.flows.steps.mask import MaskStep, UnmaskStep
 from interlace.flows.steps.transform import FilterStep, MapStep, RouteStep
 from interlace.flows.testing import MemorySink, MemorySource
-from interlace.gateway.recording import Recorder
 from interlace.functions.runner import FunctionRunner
+from interlace.gateway.recording import Recorder
 from interlace.observability.record import RequestRecord
 from interlace.runtime import Runtime
 
@@ -55,7 +56,8 @@ def msg(payload: Any, *, ident: str = "m0", key: str | None = None, **headers: s
 async def test_map_builds_a_new_payload_or_writes_into_a_field() -> None:
     step = MapStep(MapStepConfig(type="map", expression='{"total": price * qty, "who": customer.name}'))
     [out] = await step.process(msg({"price": 2, "qty": 3, "customer": {"name": "Ann"}}))
-    assert out.payload == {"total": 6, "who": "Ann"} and out.id == "m0"
+    assert out.payload == {"total": 6, "who": "Ann"}
+    assert out.id == "m0"
     into = MapStep(MapStepConfig(type="map", expression="$uppercase(name)", into="loud"))
     [out] = await into.process(msg({"name": "ann"}))
     assert out.payload == {"name": "ann", "loud": "ANN"}
@@ -109,8 +111,6 @@ async def test_dedupe_forgets_keys_after_its_window() -> None:
     step = DedupeStep(DedupeStepConfig(type="dedupe", key="id", window=0.001), SERVICES)
     out = await step.process(msg({}, ident="a"))
     await step.confirmed(out)
-    import asyncio
-
     await asyncio.sleep(0.01)
     assert len(await step.process(msg({}, ident="a"))) == 1
 
@@ -140,8 +140,6 @@ async def test_dedupe_in_redis_is_shared_by_every_process_of_the_flow(redis_serv
 
 
 async def test_dedupe_with_redis_needs_a_redis_section() -> None:
-    from interlace.core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="needs Redis"):
         DedupeStep(DedupeStepConfig(type="dedupe", store="redis"), SERVICES)
 
@@ -151,7 +149,8 @@ async def test_mask_replaces_personal_data_and_unmask_restores_it() -> None:
     text = "Write to ann.lee@example.com or call +1 415 555 0100 about order 42"
     [masked] = await mask.process(msg({"text": text, "email_copy": "ann.lee@example.com"}))
     assert "ann.lee@example.com" not in masked.payload["text"]
-    assert "<EMAIL_ADDRESS_1>" in masked.payload["text"] and "order 42" in masked.payload["text"]
+    assert "<EMAIL_ADDRESS_1>" in masked.payload["text"]
+    assert "order 42" in masked.payload["text"]
     assert masked.payload["email_copy"] == "ann.lee@example.com"  # not a masked field
     [restored] = await UnmaskStep(UnmaskStepConfig(type="unmask")).process(masked)
     assert restored.payload["text"] == text
@@ -215,8 +214,11 @@ async def test_chat_step_answers_into_a_field_as_the_flows_principal(ai: Any) ->
     [out] = await step.process(msg({"text": "the parcel is late"}))
     assert out.payload == {"text": "the parcel is late", "answer": "echo: Summarise: the parcel is late"}
     [record] = records.records
-    assert record.tenant == "acme" and record.status == 200 and record.served_model == "fake"
-    assert record.request_id == "flow-t-m0" and record.usage.total_tokens > 0
+    assert record.tenant == "acme"
+    assert record.status == 200
+    assert record.served_model == "fake"
+    assert record.request_id == "flow-t-m0"
+    assert record.usage.total_tokens > 0
 
 
 async def test_embed_step_and_a_batch_of_embeddings_in_one_call(ai: Any) -> None:
@@ -224,7 +226,8 @@ async def test_embed_step_and_a_batch_of_embeddings_in_one_call(ai: Any) -> None
     [out] = await EmbedStep(EmbedStepConfig(type="embed", model="fake", field="text"), services).process(
         msg({"text": "hello"})
     )
-    assert isinstance(out.payload["embedding"], list) and len(out.payload["embedding"]) > 0
+    assert isinstance(out.payload["embedding"], list)
+    assert len(out.payload["embedding"]) > 0
     batch = BatchStep(
         BatchStepConfig(
             type="batch", size=3, window=1, step=EmbedStepConfig(type="embed", model="fake", field="text")
@@ -249,7 +252,8 @@ async def test_function_step_runs_the_function_and_keeps_the_payload(ai: Any) ->
         FunctionStepConfig(type="function", function="vectorise", input='{"text": body}', into="fn"), services
     )
     [out] = await step.process(msg({"body": "some text"}))
-    assert out.payload["body"] == "some text" and len(out.payload["fn"]["embedding"]) > 0
+    assert out.payload["body"] == "some text"
+    assert len(out.payload["fn"]["embedding"]) > 0
     assert records.records[-1].tenant == "acme"
 
 
@@ -280,4 +284,5 @@ async def test_the_ai_call_is_a_child_of_the_messages_trace_and_the_sink_gets_th
     spans = exporter.get_finished_spans()
     assert {format(s.context.trace_id, "032x") for s in spans} == {producer_trace}
     names = [s.name for s in spans]
-    assert "flow t" in names and len(spans) >= 2  # the message's span and the model call's
+    assert "flow t" in names
+    assert len(spans) >= 2

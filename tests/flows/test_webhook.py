@@ -5,7 +5,7 @@ leases hand them out again, two processes never hold one event at once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,8 @@ from tests.support.gateway import GatewayServer
 
 from interlace.flows.connectors.webhook.config import WebhookSourceConfig
 from interlace.flows.connectors.webhook.inbox import Inbox
-from interlace.flows.connectors.webhook.source import WebhookSource
+from interlace.flows.connectors.webhook.source import WebhookDelivery, WebhookSource
 from interlace.flows.engine import FlowEngine
-from interlace.flows.message import Delivery
 from interlace.flows.services import FlowServices
 from interlace.flows.testing import MemorySink
 from interlace.store.database import Database
@@ -38,8 +37,8 @@ flows:
 
 
 @pytest.fixture
-def gateway(make_gateway: GatewayFactory) -> Iterator[GatewayServer]:
-    yield make_gateway(CONFIG, env={"MASTER": MASTER})
+def gateway(make_gateway: GatewayFactory) -> GatewayServer:
+    return make_gateway(CONFIG, env={"MASTER": MASTER})
 
 
 @pytest.fixture
@@ -52,7 +51,9 @@ async def database(gateway: GatewayServer) -> AsyncIterator[Database]:
         await db.aclose()
 
 
-def post(gateway: GatewayServer, flow: str, body: Any, token: str | None = MASTER, **headers: str) -> httpx.Response:
+def post(
+    gateway: GatewayServer, flow: str, body: Any, token: str | None = MASTER, **headers: str
+) -> httpx.Response:
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     return httpx.post(f"{gateway.url}/v1/flows/{flow}/events", json=body, headers=headers, timeout=10)
@@ -63,14 +64,16 @@ def source(database: Database, **options: Any) -> WebhookSource:
     return WebhookSource(config, FlowServices(flow="tickets", database=database))
 
 
-async def take(source: WebhookSource, count: int, *, max_in_flight: int = 50) -> list[Delivery]:
+async def take(source: WebhookSource, count: int, *, max_in_flight: int = 50) -> list[WebhookDelivery]:
     iterator = source.deliveries(max_in_flight=max_in_flight)
     got = [await asyncio.wait_for(anext(iterator), 10) for _ in range(count)]
     await iterator.aclose()  # type: ignore[attr-defined]
     return got
 
 
-async def test_events_are_accepted_with_202_once_and_flow_to_the_sink(gateway: GatewayServer, database: Database) -> None:
+async def test_events_are_accepted_with_202_once_and_flow_to_the_sink(
+    gateway: GatewayServer, database: Database
+) -> None:
     answers = [
         post(gateway, "tickets", {"customer": "c1", "text": f"ticket {n}"}, **{"idempotency-key": f"e{n}"})
         for n in range(5)
@@ -78,15 +81,23 @@ async def test_events_are_accepted_with_202_once_and_flow_to_the_sink(gateway: G
     assert [a.status_code for a in answers] == [202] * 5
     assert answers[0].json() == {"object": "flow.event", "id": "e0", "flow": "tickets", "duplicate": False}
     again = post(gateway, "tickets", {"customer": "c1", "text": "ticket 0"}, **{"idempotency-key": "e0"})
-    assert again.status_code == 202 and again.json()["duplicate"] is True
+    assert again.status_code == 202
+    assert again.json()["duplicate"] is True
     by_body_id = post(gateway, "tickets", {"id": "from-body", "customer": "c2"})
     assert by_body_id.json()["id"] == "from-body"
-    traced = post(gateway, "tickets", {"customer": "c3"}, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    traced = post(
+        gateway,
+        "tickets",
+        {"customer": "c3"},
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
     assert await Inbox(database).pending("tickets") == 7
 
     sink = MemorySink()
     stop = asyncio.Event()
-    engine = FlowEngine("tickets", source(database), [], {"default": sink}, dead_letter=MemorySink(), max_in_flight=4)
+    engine = FlowEngine(
+        "tickets", source(database), [], {"default": sink}, dead_letter=MemorySink(), max_in_flight=4
+    )
     running = asyncio.create_task(engine.run(stop))
     while len(sink.written) < 7:
         await asyncio.sleep(0.02)
@@ -103,26 +114,33 @@ async def test_events_are_accepted_with_202_once_and_flow_to_the_sink(gateway: G
 def test_the_endpoint_refuses_what_it_must(gateway: GatewayServer) -> None:
     assert post(gateway, "tickets", {"a": 1}, token=None).status_code == 401
     missing = post(gateway, "nope", {"a": 1})
-    assert missing.status_code == 404 and "tickets" in missing.json()["error"]["message"]
+    assert missing.status_code == 404
+    assert "tickets" in missing.json()["error"]["message"]
     assert post(gateway, "other", {"a": 1}).status_code == 404  # not a webhook flow
     bad = httpx.post(
         f"{gateway.url}/v1/flows/tickets/events",
         content=b"[1, 2",
         headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
     )
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_json"
     admin = {"authorization": f"Bearer {MASTER}"}
     chat_only = httpx.post(
-        f"{gateway.url}/admin/v1/keys", json={"name": "c", "tenant": "acme", "endpoints": ["chat"]}, headers=admin
+        f"{gateway.url}/admin/v1/keys",
+        json={"name": "c", "tenant": "acme", "endpoints": ["chat"]},
+        headers=admin,
     ).json()["key"]
     denied = post(gateway, "tickets", {"a": 1}, token=chat_only)
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "endpoint_not_allowed"
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "endpoint_not_allowed"
     stranger = httpx.post(
         f"{gateway.url}/admin/v1/keys", json={"name": "s", "tenant": "globex"}, headers=admin
     ).json()["key"]
     assert post(gateway, "tickets", {"a": 1}, token=stranger).json()["error"]["code"] == "tenant_not_allowed"
     tenant_key = httpx.post(
-        f"{gateway.url}/admin/v1/keys", json={"name": "t", "tenant": "acme", "endpoints": ["flows"]}, headers=admin
+        f"{gateway.url}/admin/v1/keys",
+        json={"name": "t", "tenant": "acme", "endpoints": ["flows"]},
+        headers=admin,
     ).json()["key"]
     assert post(gateway, "tickets", {"a": 1}, token=tenant_key).status_code == 202
 
@@ -141,18 +159,22 @@ async def test_leases_share_the_inbox_and_nacked_or_expired_events_come_back(
     for delivery in first[1:] + second:
         await delivery.ack()
     [back] = await take(two, 1)
-    assert back.message.id == first[0].message.id and back.redelivered
+    assert back.message.id == first[0].message.id
+    assert back.redelivered
     # a process that dies holding an event: its lease expires, another process gets it
     short = source(database, lease=0.2)
     await back.nack()
     [held] = await take(short, 1)
     [recovered] = await take(two, 1)
     assert recovered.message.id == held.message.id
+    assert recovered.redelivered
     await recovered.ack()
     assert await Inbox(database).pending("tickets") == 0
 
 
-async def test_the_source_holds_no_more_than_max_in_flight(gateway: GatewayServer, database: Database, tmp_path: Path) -> None:
+async def test_the_source_holds_no_more_than_max_in_flight(
+    gateway: GatewayServer, database: Database, tmp_path: Path
+) -> None:
     for n in range(5):
         post(gateway, "tickets", {"n": n}, **{"idempotency-key": f"b{n}"})
     webhook = source(database)

@@ -26,7 +26,7 @@ class RetryPolicy(Strict):
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         """The wait before retry number ``retry`` (0-based): full jitter under the exponential cap."""
         cap = min(self.max_backoff, self.backoff * (2**retry))
-        return (rng or random).uniform(0, cap) if cap > 0 else 0.0  # noqa: S311 - spreading, not security
+        return (rng or random).uniform(0, cap) if cap > 0 else 0.0
 
 
 class ConnectorConfig(Strict):

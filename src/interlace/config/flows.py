@@ -137,4 +137,3 @@ def check_flow_names(flows: dict[str, FlowConfig]) -> dict[str, FlowConfig]:
             msg = f"flow name '{name}' must be 1-64 characters of letters, digits and _.- (a letter first)"
             raise ValueError(msg)
     return flows
-

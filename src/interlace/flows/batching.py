@@ -94,7 +94,7 @@ class Batcher:
             )
             if len(outputs) != len(batch):
                 msg = f"batch step '{self.step.name}' answered {len(outputs)} results for {len(batch)} inputs"
-                raise RuntimeError(msg)  # noqa: TRY301 - one path for every failure of the batch
+                raise RuntimeError(msg)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

@@ -71,7 +71,7 @@ class StepSlot:
     retry: RetryPolicy
 
 
-class _Failed(Exception):  # noqa: N818 - control flow inside the engine only
+class _Failed(Exception):
     """A message failed for good at ``step``: dead-letter ``message`` with ``error``."""
 
     def __init__(self, step: str, message: Message, error: BaseException) -> None:
@@ -81,14 +81,14 @@ class _Failed(Exception):  # noqa: N818 - control flow inside the engine only
         self.error = error
 
 
-class _SinkDown(Exception):  # noqa: N818
+class _SinkDown(Exception):
     """A sink kept failing with a transient error: hand the delivery back."""
 
 
 class FlowEngine:
     """Runs one flow until it is stopped or its source ends."""
 
-    def __init__(  # noqa: PLR0913 - the flow's parts, each built from its config
+    def __init__(
         self,
         name: str,
         source: Source,
@@ -212,13 +212,13 @@ class FlowEngine:
         if self.metrics is not None:
             self.metrics.in_flight.labels(self.name).set(self.stats.in_flight)
 
-    async def _drain(self, timeout: float | None) -> None:
-        """Let in-flight messages finish (up to ``timeout`` s; None: all of them); cancel the rest."""
+    async def _drain(self, limit: float | None) -> None:
+        """Let in-flight messages finish (up to ``limit`` s; None: all of them); cancel the rest."""
         if not self._tasks:
             return
         pending = set(self._tasks)
-        if timeout is None or timeout > 0:
-            _, pending = await asyncio.wait(pending, timeout=timeout)
+        if limit is None or limit > 0:
+            _, pending = await asyncio.wait(pending, timeout=limit)
         for task in pending:
             task.cancel()
         if pending:

@@ -13,7 +13,6 @@ from starlette.routing import Route
 
 from interlace.core.errors import InterlaceError
 from interlace.flows.connectors.webhook.inbox import Inbox
-from interlace.functions.runner import FunctionRunner
 from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import Authenticate
 from interlace.gateway.middleware.request_id import RequestIdMiddleware, with_request_id
@@ -35,7 +34,6 @@ from interlace.gateway.routes.messages import MessagesRoutes
 from interlace.gateway.routes.metrics import MetricsRoutes
 from interlace.gateway.routes.models import ModelRoutes
 from interlace.gateway.routes.usage import UsageRoutes
-from interlace.store.shadow import ShadowRecorder
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -67,10 +65,8 @@ def build_app(runtime: Runtime) -> Starlette:
     health = HealthRoutes(runtime)
     usage = UsageRoutes(runtime.database)
     admin_keys = AdminKeyRoutes(runtime.keys, runtime.key_cache)  # operator only (admin or master key)
-    # AI functions (interlace.functions): run through the same gate and router
-    runner = FunctionRunner.from_config(
-        config.functions, router, gate, shadow_sink=ShadowRecorder(runtime.database), rng=runtime.rng
-    )
+    # AI functions (interlace.functions): run through the same gate and router (runtime.functions)
+    runner = runtime.functions
     functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
     flow_events = FlowEventRoutes(Inbox(runtime.database), config.flows)
     openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled, functions=runner.registry))

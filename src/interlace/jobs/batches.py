@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import and_, exists, insert, select, update
 
 from interlace.core.errors import Conflict, RequestError
-from interlace.jobs.files import Files, parse_batch_lines
+from interlace.jobs.files import OPEN_BATCH_STATUSES, Files, parse_batch_lines
 from interlace.jobs.principals import principal_to_dict, tenant_key
 from interlace.jobs.queue import ACTIVE, NewJob
 from interlace.jobs.store import job_values
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Batches", "batch_object"]
 
 WINDOWS: Final = {"24h": 86_400.0}
-_OPEN: Final = ("in_progress", "cancelling")
+_OPEN: Final = OPEN_BATCH_STATUSES
 
 
 def new_batch_id() -> str:
@@ -110,14 +110,15 @@ class Batches:
         now = time.time()
         batch_id = new_batch_id()
         stored = principal_to_dict(principal)
+        requests = [executor.request_for(endpoint, line["body"]) or line["body"] for line in lines]
         rows = [
             job_values(
                 NewJob(
                     tenant=tenant,
                     principal=stored,
                     operation=executor.name,
-                    model=str(line["body"].get("model", "")),
-                    request=line["body"],
+                    model=executor.decode(request).model,
+                    request=request,
                     max_attempts=self.max_attempts,
                     metadata={"custom_id": line["custom_id"]},
                     batch_id=batch_id,
@@ -125,7 +126,7 @@ class Batches:
                 ),
                 now,
             )
-            for index, line in enumerate(lines)
+            for index, (line, request) in enumerate(zip(lines, requests, strict=True))
         ]
         values = {
             "id": batch_id,

@@ -4,6 +4,9 @@ A ``batch`` file is validated line by line when uploaded: each line a JSON objec
 ``custom_id``, ``method: POST``, a ``url`` naming an operation jobs can carry, and a ``body`` that
 operation accepts. The first bad line is a 400 naming its line number and field, before anything is
 stored. Content is kept in the state database (``files.content``), read back whole.
+
+Files are listed newest first (or oldest, ``order=asc``), by ``purpose``, a page at a time after a
+file id; a file deleted while an unfinished batch reads it would lose lines, so that is a 409.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import and_, delete, exists, insert, or_, select
 
-from interlace.core.errors import InterlaceError, RequestError
-from interlace.store.jobs_tables import files
+from interlace.core.errors import Conflict, InterlaceError, RequestError
+from interlace.store.jobs_tables import batches, files
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,12 +28,15 @@ if TYPE_CHECKING:
     from interlace.jobs.queue import TenantScope
     from interlace.jobs.transactions import Transactions
 
-__all__ = ["MAX_LINES", "Files", "file_object", "parse_batch_lines"]
+__all__ = ["MAX_LINES", "OPEN_BATCH_STATUSES", "Files", "file_object", "parse_batch_lines"]
 
 MAX_LINES: Final = 50_000
 """Requests one batch file may hold (as OpenAI's)."""
 
 PURPOSES: Final = frozenset({"batch", "batch_output", "user_data"})
+
+OPEN_BATCH_STATUSES: Final = ("in_progress", "cancelling")
+"""A batch in these still reads its input file."""
 
 
 def new_file_id() -> str:
@@ -90,8 +96,9 @@ def _line(raw: bytes, where: str, executors: Executors) -> dict[str, Any]:
     body = line.get("body")
     if not isinstance(body, dict):
         raise _bad(f"{where}: 'body' must be a JSON object.")
+    request = executor.request_for(url, body) if isinstance(url, str) else None
     try:
-        executor.decode(body)
+        executor.decode(request if request is not None else body)
     except InterlaceError as exc:
         field = f" (body.{exc.param})" if exc.param else ""
         raise _bad(f"{where}{field}: {exc.message}") from None
@@ -140,6 +147,64 @@ class Files:
         async with self.tx.connect() as connection:
             row = (await connection.execute(select(*columns).where(*_where(file_id, scope)))).first()
         return file_object(row) if row is not None else None
+
+    async def list(
+        self,
+        scope: TenantScope,
+        *,
+        purpose: str | None = None,
+        after: str | None = None,
+        limit: int = 10_000,
+        ascending: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` files of ``scope``, newest (oldest if ``ascending``) first, after ``after``."""
+        columns = [c for c in files.columns if c.name != "content"]
+        query = select(*columns)
+        if scope is not None:
+            query = query.where(files.c.tenant == scope)
+        if purpose is not None:
+            query = query.where(files.c.purpose == purpose)
+        async with self.tx.connect() as connection:
+            if after is not None:
+                cursor = (
+                    await connection.execute(select(files.c.created_at).where(*_where(after, scope)))
+                ).scalar()
+                if cursor is None:
+                    raise RequestError(f"No file with id '{after}'.", param="after", code="file_not_found")
+                if ascending:
+                    later = or_(
+                        files.c.created_at > cursor, and_(files.c.created_at == cursor, files.c.id > after)
+                    )
+                    query = query.where(later)
+                else:
+                    earlier = or_(
+                        files.c.created_at < cursor, and_(files.c.created_at == cursor, files.c.id < after)
+                    )
+                    query = query.where(earlier)
+            order = (
+                (files.c.created_at.asc(), files.c.id.asc())
+                if ascending
+                else (files.c.created_at.desc(), files.c.id.desc())
+            )
+            rows = (await connection.execute(query.order_by(*order).limit(limit))).all()
+        return [file_object(row) for row in rows]
+
+    async def delete(self, file_id: str, scope: TenantScope) -> bool:
+        """Delete a file of ``scope``; False if there is none; a 409 while an unfinished batch reads it."""
+        in_use = exists().where(batches.c.input_file_id == file_id, batches.c.status.in_(OPEN_BATCH_STATUSES))
+        async with self.tx.begin() as connection:
+            # one statement: a batch that starts reading the file meanwhile keeps it
+            deleted = await connection.execute(delete(files).where(*_where(file_id, scope), ~in_use))
+            if deleted.rowcount:
+                return True
+            found = (await connection.execute(select(files.c.id).where(*_where(file_id, scope)))).first()
+        if found is None:
+            return False
+        raise Conflict(
+            f"file {file_id} is the input of an unfinished batch; cancel the batch or wait until it ends.",
+            param="file_id",
+            code="file_in_use",
+        )
 
     async def content(self, file_id: str, scope: TenantScope) -> bytes | None:
         async with self.tx.connect() as connection:

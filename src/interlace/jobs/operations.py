@@ -10,7 +10,7 @@ theirs later. Streaming is refused: a job's answer is stored whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from interlace.core.errors import RequestError
 from interlace.core.operations import ClassifyRequest, EmbeddingRequest
@@ -24,24 +24,47 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from interlace.core.operations import ModelRequest
+    from interlace.core.principal import Principal
     from interlace.gateway.recording import Recording
     from interlace.routing.context import RouteContext
     from interlace.routing.router import Router
     from interlace.security.gate import Admission
 
-__all__ = ["ChatExecutor", "ClassifyExecutor", "EmbeddingExecutor", "Executor", "Executors"]
+__all__ = [
+    "AnyExecutor",
+    "ChatExecutor",
+    "ClassifyExecutor",
+    "Decoded",
+    "EmbeddingExecutor",
+    "Executor",
+    "Executors",
+    "SelfGatedExecutor",
+]
+
+
+class Decoded(Protocol):
+    """What a decoded job request tells the queue: the model it names (jobs are listed by it)."""
+
+    @property
+    def model(self) -> str: ...
 
 
 class Executor(Protocol):
     name: str
-    """The operation's name in ``POST /v1/jobs`` (``chat``)."""
+    """The operation's name in ``POST /v1/jobs`` (``chat``), and the operation it is recorded as."""
     endpoint: str
     """The endpoint family the gate admits it as (:data:`~interlace.core.principal.ENDPOINTS`)."""
     path: str
     """The sync endpoint it mirrors (``/v1/chat/completions``): batch lines name it as their ``url``."""
+    gated: Literal[True]
+    """The worker admits :meth:`decode`'s operation through the gate before :meth:`run`."""
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
         """The canonical operation of ``body``; raises a 400 naming the field that is wrong."""
+        ...
+
+    def request_for(self, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The job request of a batch line to ``url`` with ``body``; None if ``url`` is not this one."""
         ...
 
     async def run(
@@ -61,6 +84,10 @@ class ChatExecutor:
     name: str = "chat"
     endpoint: str = "chat"
     path: str = "/v1/chat/completions"
+    gated: Literal[True] = True
+
+    def request_for(self, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        return _same_path(self.path, url, body)
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
         op = decode_chat_request(body)
@@ -89,6 +116,10 @@ class EmbeddingExecutor:
     name: str = "embeddings"
     endpoint: str = "embeddings"
     path: str = "/v1/embeddings"
+    gated: Literal[True] = True
+
+    def request_for(self, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        return _same_path(self.path, url, body)
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
         parsed = validate(EmbeddingRequestBody, body)
@@ -126,6 +157,10 @@ class ClassifyExecutor:
     name: str = "classify"
     endpoint: str = "classify"
     path: str = "/v1/classify"
+    gated: Literal[True] = True
+
+    def request_for(self, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        return _same_path(self.path, url, body)
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
         parsed = validate(ClassifyRequestBody, body)
@@ -164,22 +199,50 @@ class ClassifyExecutor:
         }
 
 
+class SelfGatedExecutor(Protocol):
+    """An operation that passes the gate by itself while it runs (it sets ``rec.admission``)."""
+
+    name: str
+    endpoint: str
+    path: str
+    gated: Literal[False]
+
+    def decode(self, body: dict[str, Any]) -> Decoded:
+        """Check ``body`` when the job is submitted; raises a 400 naming the field that is wrong."""
+        ...
+
+    def request_for(self, url: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def execute(
+        self, principal: Principal, ctx: RouteContext, rec: Recording, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Admit and run ``body`` as ``principal``; the answer its sync endpoint would give."""
+        ...
+
+
+AnyExecutor: TypeAlias = Executor | SelfGatedExecutor
+
+
+def _same_path(path: str, url: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    return body if url == path else None
+
+
 class Executors:
     """The operations jobs can carry, by name (and by the sync path a batch line names)."""
 
-    def __init__(self, executors: tuple[Executor, ...] = ()) -> None:
-        self._by_name: dict[str, Executor] = {}
+    def __init__(self, executors: tuple[AnyExecutor, ...] = ()) -> None:
+        self._by_name: dict[str, AnyExecutor] = {}
         defaults: tuple[Executor, ...] = (ChatExecutor(), EmbeddingExecutor(), ClassifyExecutor())
         for executor in executors or defaults:
             self.register(executor)
 
-    def register(self, executor: Executor) -> None:
+    def register(self, executor: AnyExecutor) -> None:
         self._by_name[executor.name] = executor
 
-    def __iter__(self) -> Iterator[Executor]:
+    def __iter__(self) -> Iterator[AnyExecutor]:
         return iter(self._by_name.values())
 
-    def get(self, name: str) -> Executor:
+    def get(self, name: str) -> AnyExecutor:
         found = self._by_name.get(name)
         if found is None:
             known = ", ".join(sorted(self._by_name))
@@ -190,5 +253,6 @@ class Executors:
             )
         return found
 
-    def by_path(self, path: str) -> Executor | None:
-        return next((e for e in self._by_name.values() if e.path == path), None)
+    def by_path(self, path: str) -> AnyExecutor | None:
+        """The executor a batch line's ``url`` names."""
+        return next((e for e in self._by_name.values() if e.request_for(path, {}) is not None), None)

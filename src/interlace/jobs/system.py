@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from interlace.gateway.recording import Recorder
 from interlace.jobs.batches import Batches
 from interlace.jobs.files import Files
+from interlace.jobs.functions import FunctionExecutor
 from interlace.jobs.operations import Executors
 from interlace.jobs.store import SqlJobQueue
 from interlace.jobs.transactions import Transactions
@@ -22,6 +23,7 @@ from interlace.jobs.worker import Worker
 
 if TYPE_CHECKING:
     from interlace.config.jobs import JobsConfig
+    from interlace.functions.runner import FunctionRunner
     from interlace.observability.observer import RequestObserver
     from interlace.routing.router import Router
     from interlace.security.audit.entry import ContentMode
@@ -55,8 +57,15 @@ class JobSystem:
         max_deadline: float,
         capture_content: bool = False,
         audit_content: ContentMode = "none",
+        functions: FunctionRunner | None = None,
     ) -> None:
-        """Start this process's worker, when ``jobs.worker.enabled`` (needs a running event loop)."""
+        """Start this process's worker, when ``jobs.worker.enabled`` (needs a running event loop).
+
+        With ``functions``, AI functions become an operation jobs and batches can carry (``function``),
+        whether or not this process runs a worker (it may only accept submissions).
+        """
+        if functions is not None:
+            self.executors.register(FunctionExecutor(functions))
         if not self.config.worker.enabled or self.worker is not None:
             return
         self.worker = Worker(

@@ -5,6 +5,7 @@ share a Postgres queue)::
 
     loop: reap expired last attempts → claim up to the free slots → deliver due webhooks → sleep
     job:  decode → Gate.admit (as the submitting principal) → router → complete | fail (retry, dead)
+          (a self-gated executor — an AI function — admits itself inside its run)
           a heartbeat renews the lease every lease/3 s; a lost lease (cancelled, re-claimed) stops it
 
 A job's execution is recorded like a request: one :class:`RequestRecord` per attempt to the
@@ -200,8 +201,7 @@ class Worker:
             REQUEST_ID_SCOPE_KEY: f"{job.id}-{job.attempts}",
             PRINCIPAL_SCOPE_KEY: principal,
         }
-        with Recording(self.recorder, scope, executor.endpoint, executor.path) as rec:
-            op = executor.decode(body)
+        with Recording(self.recorder, scope, executor.name, executor.path) as rec:
             user = body.get("user")
             ctx = rec.route(
                 RouteContext(
@@ -212,6 +212,9 @@ class Worker:
                 ),
                 body,
             )
+            if not executor.gated:  # it admits itself while it runs (an AI function)
+                return await executor.execute(principal, ctx, rec, body)
+            op = executor.decode(body)
             admission = await self.gate.admit(Call(principal, executor.endpoint, op, ctx))
             rec.admission = admission
             return await executor.run(self.router, admission, ctx, rec, body)

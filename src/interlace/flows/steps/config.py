@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from interlace.config._base import Strict
 from interlace.config._flow_parts import StepConfigBase
-from interlace.config.pii import PiiEntity
+from interlace.config.pii import PiiEntity  # noqa: TC001 - pydantic reads it at runtime
 
 __all__ = [
     "BatchStepConfig",

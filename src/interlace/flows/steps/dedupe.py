@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["DedupeStep"]
 
 _ATTRIBUTE = "dedupe:"
+_SWEEP_AT = 10_000
+"""Remembered keys past which expired ones are swept (memory store)."""
 
 
 class DedupeStep:
@@ -63,7 +65,7 @@ class DedupeStep:
         if self._redis is not None:
             return bool(await self._redis.exists(self._prefix + key))
         now = time.monotonic()
-        if len(self._memory) > 10_000:  # forget expired keys now and then
+        if len(self._memory) > _SWEEP_AT:  # forget expired keys now and then
             self._memory = {k: t for k, t in self._memory.items() if t > now}
         expires = self._memory.get(key)
         return expires is not None and expires > now

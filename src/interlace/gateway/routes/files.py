@@ -1,8 +1,10 @@
-"""``/v1/files``: the OpenAI Files API, as far as batches need it (upload, retrieve, content).
+"""``/v1/files``: the OpenAI Files API (upload, list, retrieve, content, delete).
 
 Uploads are ``multipart/form-data`` with a ``file`` part and a ``purpose`` field, as the openai SDK
 sends them; a ``batch`` file is validated line by line before it is stored (400 naming the line).
-Reads are scoped to the caller's tenant; another tenant's file is a 404.
+Reads are scoped to the caller's tenant; another tenant's file is a 404. ``GET /v1/files`` pages as
+OpenAI's (``purpose``, ``limit`` 1-10000, ``order`` asc|desc, ``after`` a file id); deleting a file
+an unfinished batch reads is a 409.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from starlette.responses import Response
 
 from interlace.core.errors import NotFound, PayloadTooLarge, RequestError
 from interlace.gateway.routes._base import json_response
-from interlace.gateway.routes.jobs import allowed
+from interlace.gateway.routes.jobs import allowed, page
 from interlace.jobs.principals import tenant_key, tenant_scope
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from interlace.jobs.files import Files
 
 __all__ = ["FileRoutes", "parse_form"]
+
+_MAX_LIMIT = 10_000
 
 
 class FileRoutes:
@@ -59,6 +63,32 @@ class FileRoutes:
         if found is None:
             raise _not_found(request)
         return json_response(found)
+
+    async def list(self, request: Request) -> Response:
+        principal = allowed(request, "files")
+        params = request.query_params
+        raw = params.get("limit", str(_MAX_LIMIT))
+        if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
+            raise RequestError(f"limit must be an integer from 1 to {_MAX_LIMIT}.", param="limit")
+        order = params.get("order", "desc")
+        if order not in {"asc", "desc"}:
+            raise RequestError("order must be 'asc' or 'desc'.", param="order")
+        limit = int(raw)
+        found = await self.files.list(
+            tenant_scope(principal),
+            purpose=params.get("purpose") or None,
+            after=params.get("after") or None,
+            limit=limit + 1,
+            ascending=order == "asc",
+        )
+        return json_response(page(found, limit))
+
+    async def delete(self, request: Request) -> Response:
+        principal = allowed(request, "files")
+        file_id = request.path_params["file_id"]
+        if not await self.files.delete(file_id, tenant_scope(principal)):
+            raise _not_found(request)
+        return json_response({"id": file_id, "object": "file", "deleted": True})
 
     async def content(self, request: Request) -> Response:
         principal = allowed(request, "files")

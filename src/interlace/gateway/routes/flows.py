@@ -73,7 +73,12 @@ class FlowEventRoutes:
             principal=principal.id,
             tenant=principal.tenant,
         )
-        answer: dict[str, Any] = {"object": "flow.event", "id": event_id, "flow": name, "duplicate": not accepted}
+        answer: dict[str, Any] = {
+            "object": "flow.event",
+            "id": event_id,
+            "flow": name,
+            "duplicate": not accepted,
+        }
         return Response(orjson.dumps(answer), status_code=202, media_type="application/json")
 
     @staticmethod

@@ -159,4 +159,7 @@ class OpenAIProvider(HttpProvider):
 def _ends_with_assistant(body: dict[str, Any]) -> bool:
     """A prefill: the conversation ends with the start of the assistant's answer, to be continued."""
     messages = body.get("messages")
-    return bool(messages) and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant"
+    if not isinstance(messages, list) or not messages:
+        return False
+    last = messages[-1]
+    return isinstance(last, dict) and last.get("role") == "assistant"

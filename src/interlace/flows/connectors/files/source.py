@@ -11,6 +11,7 @@ file is moved to ``done_dir`` (or renamed ``<file>.done``) and forgotten by the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import logging
 from pathlib import Path
@@ -109,10 +110,8 @@ class FilesSource:
                 self._finish_if_done(reading)
             if not handed:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def _next(self, reading: _Reading) -> FileDelivery | None:
         if reading.nacked:

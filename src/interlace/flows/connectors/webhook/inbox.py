@@ -4,8 +4,9 @@
 duplicate, not a second event). ``lease`` hands out up to N events whose lease is free or expired, by
 arrival order, with one guarded ``UPDATE`` (a row another process leased in the meantime is skipped),
 so N processes share an inbox without handing one event to two of them while its lease holds.
-``ack`` deletes the row, ``nack`` frees it (``attempts`` + 1), ``renew`` extends the leases a process
-still holds. A process that dies leaves its leases to expire: the events are handed out again.
+``attempts`` counts the times an event was handed out. ``ack`` deletes the row, ``nack`` frees it,
+``renew`` extends the leases a process still holds. A process that dies leaves its leases to expire:
+the events are handed out again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Inbox", "InboxEvent"]
 
+_ROUNDS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class InboxEvent:
@@ -44,7 +47,7 @@ class Inbox:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def accept(  # noqa: PLR0913
+    async def accept(
         self,
         flow: str,
         event_id: str,
@@ -82,28 +85,38 @@ class Inbox:
             flow_inbox.c.flow == flow,
             or_(flow_inbox.c.lease_expires.is_(None), flow_inbox.c.lease_expires < now),
         )
+        claimed: list[Any] = []
         async with self.database.engine.begin() as connection:
-            ids = list(
-                (
-                    await connection.execute(
-                        select(flow_inbox.c.id).where(free).order_by(flow_inbox.c.id).limit(limit)
-                    )
-                ).scalars()
-            )
-            if not ids:
-                return []
-            await connection.execute(
-                update(flow_inbox)
-                .where(free, flow_inbox.c.id.in_(ids))
-                .values(lease_owner=owner, lease_expires=now + seconds)
-            )
-            rows = (
-                await connection.execute(
-                    select(flow_inbox)
-                    .where(flow_inbox.c.id.in_(ids), flow_inbox.c.lease_owner == owner)
-                    .order_by(flow_inbox.c.id)
+            for _ in range(_ROUNDS):  # rows another process took between select and update: look again
+                ids = list(
+                    (
+                        await connection.execute(
+                            select(flow_inbox.c.id)
+                            .where(free)
+                            .order_by(flow_inbox.c.id)
+                            .limit(limit - len(claimed))
+                        )
+                    ).scalars()
                 )
-            ).mappings()
+                if not ids:
+                    break
+                await connection.execute(
+                    update(flow_inbox)
+                    .where(free, flow_inbox.c.id.in_(ids))
+                    .values(
+                        lease_owner=owner, lease_expires=now + seconds, attempts=flow_inbox.c.attempts + 1
+                    )
+                )
+                claimed += (
+                    await connection.execute(
+                        select(flow_inbox)
+                        .where(flow_inbox.c.id.in_(ids), flow_inbox.c.lease_owner == owner)
+                        .order_by(flow_inbox.c.id)
+                    )
+                ).mappings()
+                if len(claimed) >= limit:
+                    break
+            rows = sorted(claimed, key=lambda row: row["id"])
             return [
                 InboxEvent(
                     row=row["id"],
@@ -128,7 +141,7 @@ class Inbox:
             await connection.execute(
                 update(flow_inbox)
                 .where(flow_inbox.c.id == row, flow_inbox.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires=None, attempts=flow_inbox.c.attempts + 1)
+                .values(lease_owner=None, lease_expires=None)
             )
 
     async def renew(self, rows: Sequence[int], owner: str, *, seconds: float) -> None:

@@ -42,7 +42,7 @@ class WebhookDelivery:
 
     @property
     def redelivered(self) -> bool:
-        return self._event.attempts > 0
+        return self._event.attempts > 1
 
     async def ack(self) -> None:
         try:
