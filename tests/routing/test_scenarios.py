@@ -171,6 +171,26 @@ def test_5xx_burst_opens_the_breaker_and_half_open_recovers(
     assert chat(gateway, "primary").headers["x-interlace-model"] == "primary"
 
 
+def test_streams_cut_mid_answer_open_the_breaker(
+    make_gateway: GatewayFactory, up_a: UpstreamServer, up_b: UpstreamServer
+) -> None:
+    """A deployment whose streams break after their first token is unhealthy: the cuts count."""
+    breaker = "    breaker: {min_requests: 4, failure_rate: 0.5, open_for: 30, window: 30}\n"
+    settings = breaker + "    retry: {max_attempts: 1}\n    fallbacks: [backup]\n"
+    gateway = start(
+        make_gateway, model("primary", openai_dep(up_a), settings=settings), model("backup", openai_dep(up_b))
+    )
+    up_a.script.push(Fault(kind="cut_stream", chunks=3), times=100)
+    for _ in range(2):  # each cut: a success at the first token, a failure at the cut
+        _, frames = stream(gateway, "primary")
+        assert json.loads(frames[-1][6:])["error"]["code"] == "stream_interrupted"
+    seen = len(up_a.requests)
+    headers, frames = stream(gateway, "primary")  # open: straight to the fallback
+    assert frames[-1] == "data: [DONE]"
+    assert headers["x-interlace-model"] == "backup"
+    assert len(up_a.requests) == seen
+
+
 def test_single_deployment_outage_pays_one_attempt_while_open(
     make_gateway: GatewayFactory, up_a: UpstreamServer
 ) -> None:

@@ -8,6 +8,7 @@ streamed into the same response, so the client receives one complete answer.
 Where continuing is impossible — a tool call was (half-)sent, ``n > 1``, or no deployment can
 continue — the stream ends with an error event naming the original failure. A failed recovery
 never hides the real cause: the error names the cut first and the recovery failure after it.
+Every cut counts as a failure on the streaming deployment's circuit breaker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from interlace.core.errors import InterlaceError, StreamInterrupted
 from interlace.core.operations import ChatChunks, ChatRequest
 from interlace.core.usage import estimate_tokens
+from interlace.resilience.breaker import Permit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,6 +69,7 @@ class RecoveringStream:
                     self._completed()
                     return
                 except StreamInterrupted as cut:
+                    await self._count_cut()
                     if self.finished:
                         log.warning("stream cut after its answer finished; finalised (%s)", cut.message)
                         self._completed()
@@ -79,6 +82,20 @@ class RecoveringStream:
         finally:
             release()
             await stream.aclose()
+
+    async def _count_cut(self) -> None:
+        """A cut is the streaming deployment's failure: its breaker counts it (the attempt itself was
+        counted a success when its first token arrived, so a deployment that cuts every stream sits at
+        half its requests failed — the default threshold opens it)."""
+        ctx = self.ctx
+        route = self.router.routes.get(ctx.served_model or "")
+        if ctx.deployment is None or route is None:
+            return
+        permit = Permit(ctx.deployment, probe=False, token=None)
+        try:
+            await self.router.attempts.breakers.record_failure(permit, route.config.breaker)
+        except Exception:  # the breaker store is advisory: a failure to count must not break the stream
+            log.exception("could not count the cut of %s on its breaker", ctx.deployment)
 
     def _pass(self, chunk: dict[str, Any]) -> dict[str, Any]:
         if self.stream_id is None:
