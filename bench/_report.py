@@ -209,6 +209,7 @@ def render_markdown(result: dict) -> str:  # noqa: PLR0912 - one table after ano
             for t in TARGETS
             if t in row
         ]
+    lines += _targets_lines(result)
     lines += [
         "",
         "## Overhead: gateway - direct (paired per repeat)",
@@ -338,6 +339,61 @@ def render_markdown(result: dict) -> str:  # noqa: PLR0912 - one table after ano
     if result["errors"]:
         lines += ["", "## Errors", "", *(f"- {e}" for e in result["errors"])]
     return "\n".join(lines) + "\n"
+
+
+def _targets_lines(result: dict) -> list[str]:
+    """The performance issue's targets for interlace+policies, with this run's figures (medians)."""
+    summary, mine = result["summary"], "interlace+policies"
+    rows: list[tuple[str, str, bool | None]] = []
+
+    def check(label: str, value: float | None, goal: float, fmt: str, *, at_most: bool = True) -> None:
+        if value is None:
+            rows.append((label, "not measured", None))
+            return
+        rows.append((label, fmt.format(value), value <= goal if at_most else value >= goal))
+
+    one = summary.get("1", {}).get("overhead", {}).get(mine)
+    check("added latency at c=1, p50 ≤ 0.3 ms", one and one["added_p50_ms"]["median"], 0.3, "{:+.2f} ms")
+    check("added latency at c=1, p99 ≤ 2 ms", one and one["added_p99_ms"]["median"], 2.0, "{:+.2f} ms")
+    versus = summary.get("64", {}).get("vs_litellm", {}).get(mine)
+    check(
+        "req/s at c=64 ≥ 10x LiteLLM's (one worker each)",
+        versus and versus["rps_ratio"]["median"],
+        10.0,
+        "{:.1f}x",
+        at_most=False,
+    )
+    memory = result["memory"]
+    idle, theirs = memory.get(mine, {}).get("idle_rss_kib"), memory.get("litellm", {}).get("idle_rss_kib")
+    check("idle RSS ≤ 1/5 of LiteLLM's", idle / theirs if idle and theirs else None, 0.2, "{:.2f}x")
+    soaked = result.get("soak", {}).get(mine)
+    growth = None
+    if soaked and soaked["rss_before_kib"] and soaked["rss_after_kib"]:
+        growth = 100 * (soaked["rss_after_kib"] - soaked["rss_before_kib"]) / soaked["rss_before_kib"]
+    check(
+        f"RSS growth over the soak ({soaked['requests']:,} requests) ≤ 5 %" if soaked else "soak",
+        growth,
+        5.0,
+        "{:+.1f} %",
+    )
+    added = result["streaming"].get("added", {}).get(mine) if result["streaming"] else None
+    check(
+        "streaming: first chunk ≤ 1 ms after direct's (p50)",
+        added and added["ttfc"]["p50"],
+        1.0,
+        "{:+.2f} ms",
+    )
+    cold = result["cold_start"].get("existing (restart)")
+    check("cold start ≤ 1.5 s (restart, median)", cold and cold["median"] / 1000, 1.5, "{:.2f} s")
+    marks = {True: "met", False: "**not met**", None: "—"}
+    return [
+        "",
+        "## The performance issue's targets (interlace+policies, medians of this run)",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+        *(f"| {label} | {value} | {marks[ok]} |" for label, value, ok in rows),
+    ]
 
 
 def _observability_lines(rows: list[dict]) -> list[str]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -83,6 +85,9 @@ def test_run_processes_drains_on_sigterm_and_status_shows_it(config: Path, tmp_p
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "numbers.jsonl").write_text("".join(json.dumps({"n": n}) + "\n" for n in range(40)))
     out = tmp_path / "out" / "demo.jsonl"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -95,6 +100,8 @@ def test_run_processes_drains_on_sigterm_and_status_shows_it(config: Path, tmp_p
             str(config),
             "--progress",
             "0.2",
+            "--metrics-port",
+            str(port),
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -111,6 +118,9 @@ def test_run_processes_drains_on_sigterm_and_status_shows_it(config: Path, tmp_p
         while not (tmp_path / "in" / "done" / "numbers.jsonl").exists():
             assert time.monotonic() < deadline, "the finished file was not moved"
             time.sleep(0.05)
+        scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'interlace_flow_messages_in_total{flow="demo"} 40.0' in scraped
+        assert 'interlace_flow_step_messages_total{flow="demo",outcome="ok",step="evens"} 40.0' in scraped
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:

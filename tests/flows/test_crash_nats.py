@@ -138,11 +138,10 @@ def _run_flow(config: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_rows(schema: str, at_least: int, flow: subprocess.Popen[bytes], deadline: float) -> None:
+def _wait_rows(schema: str, at_least: int, flow: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
     while _rows(schema) < at_least:
         if flow.poll() is not None:
-            err = flow.stderr.read().decode() if flow.stderr else ""
-            pytest.fail(f"the flow process exited with {flow.returncode}: {err[-2000:]}")
+            pytest.fail(f"the flow process exited with {flow.returncode}: {log.read_text()[-2000:]}")
         if time.monotonic() > deadline:
             pytest.fail(f"fewer than {at_least} rows after the deadline ({_rows(schema)})")
         time.sleep(0.05)
@@ -154,17 +153,18 @@ def test_every_message_is_written_exactly_once_despite_kills_and_a_broker_restar
     with UpstreamServer("openai") as upstream, NatsServer(tmp_path / "nats") as broker:
         asyncio.run(_publish(broker.url))
         config = _config(tmp_path, upstream.url, broker.url, schema)
+        log = tmp_path / "flow.log"
         deadline = time.monotonic() + 55
         flow = _run_flow(config)
         try:
             for threshold in (COUNT // 5, COUNT // 2):
-                _wait_rows(schema, threshold, flow, deadline)
+                _wait_rows(schema, threshold, flow, deadline, log)
                 flow.send_signal(signal.SIGKILL)  # mid-flight: written rows whose acks never left
                 flow.wait()
                 flow = _run_flow(config)
-            _wait_rows(schema, COUNT * 7 // 10, flow, deadline)
+            _wait_rows(schema, COUNT * 7 // 10, flow, deadline, log)
             broker.restart()
-            _wait_rows(schema, COUNT, flow, deadline)
+            _wait_rows(schema, COUNT, flow, deadline, log)
             flow.send_signal(signal.SIGTERM)
             assert flow.wait(timeout=30) == 0
         finally:

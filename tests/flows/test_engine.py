@@ -319,8 +319,9 @@ async def test_a_batch_that_fails_for_good_dead_letters_each_message() -> None:
     step = _Batch(size=2, window=30, fail=100)
     source = MemorySource(messages(range(2)))
     dead = MemorySink(name="dead")
-    await engine(source, [step], dead=dead, max_in_flight=2).run()
+    stats = await engine(source, [step], dead=dead, max_in_flight=2).run()
     assert sorted(m.payload["message"]["id"] for m in dead.written) == ["m0", "m1"]
+    assert stats.errors == 3  # three attempts of the one batch
     assert {m.payload["step"] for m in dead.written} == {"batch"}
     assert sorted(source.acked) == ["m0", "m1"]
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.support.flows_postgres import DSN, connect, require_logical, schema_fixture, unique
+from tests.support.flows_postgres import DSN, connect, drop_slot, require_logical, schema_fixture, unique
 
 from interlace.core.errors import ConfigError
 from interlace.flows.connectors.postgres.cdc import PostgresCdcSource
@@ -46,12 +46,7 @@ async def capture(schema: str) -> AsyncIterator[PostgresCdcConfig]:
     try:
         yield config
     finally:
-        async with await connect() as conn:
-            await conn.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
-                (slot,),
-            )
-            await conn.execute(f'DROP PUBLICATION IF EXISTS "{slot}"')
+        await drop_slot(slot)
 
 
 async def run_sql(*statements: str) -> None:

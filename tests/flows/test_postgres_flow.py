@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from tests.support.flows_postgres import DSN, connect, require_logical, schema_fixture, unique
+from tests.support.flows_postgres import DSN, connect, drop_slot, require_logical, schema_fixture, unique
 
 from interlace.config._flow_parts import RetryPolicy
 from interlace.flows.connectors.postgres.cdc import PostgresCdcSource
@@ -50,17 +50,17 @@ async def setup(schema: str) -> AsyncIterator[PostgresCdcConfig]:
         await conn.execute(f'CREATE TABLE "{schema}".src (id int PRIMARY KEY, v text)')
         await conn.execute(f'CREATE TABLE "{schema}".dst (id int PRIMARY KEY, v text, deleted bool)')
     config = PostgresCdcConfig(
-        dsn=DSN, slot=slot, publication=slot, tables=[f"{schema}.src"], create_publication=True, poll_interval=0.05
+        dsn=DSN,
+        slot=slot,
+        publication=slot,
+        tables=[f"{schema}.src"],
+        create_publication=True,
+        poll_interval=0.05,
     )
     try:
         yield config
     finally:
-        async with await connect() as conn:
-            await conn.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
-                (slot,),
-            )
-            await conn.execute(f'DROP PUBLICATION IF EXISTS "{slot}"')
+        await drop_slot(slot)
 
 
 def engine(schema: str, capture: PostgresCdcConfig) -> FlowEngine:
@@ -112,10 +112,12 @@ async def test_cdc_to_table_exactly_once_across_a_restart(schema: str, setup: Po
     first = engine(schema, setup)
     stop = asyncio.Event()
     running = asyncio.create_task(first.run(stop))
-    await changes(schema, 0, 30)
-    await wait_for_rows(schema, expected(30))
-    stop.set()
-    await running
+    try:
+        await changes(schema, 0, 30)
+        await wait_for_rows(schema, expected(30))
+    finally:
+        stop.set()
+        await running
 
     await changes(schema, 30, 30)  # while the flow is down
     second = engine(schema, setup)

@@ -3,6 +3,7 @@ because the replay guard commits in the output's transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -145,3 +146,15 @@ def test_positions_compare_by_their_numbers() -> None:
     assert position_order("9") < position_order("10")
     assert position_order("1700000000000-3") < position_order("1700000000000-12")
     assert position_order("1244793984.2") < position_order("1244793985.0")
+
+
+async def test_concurrent_writes_are_separate_transactions(schema: str) -> None:
+    out = await sink(schema, "id")
+    try:
+        await asyncio.gather(*(out.write([message(n, "a"), message(n + 100, "b")]) for n in range(20)))
+    finally:
+        await out.aclose()
+    assert len(await rows(schema)) == 40
+    async with await connect() as conn:
+        count = await (await conn.execute(f'SELECT count(*) FROM "{schema}".flow_applied')).fetchone()
+    assert count == (40,)

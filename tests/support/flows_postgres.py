@@ -6,6 +6,7 @@ Tests skip when it is unreachable, unless ``CI=true``: then they fail.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -47,6 +48,29 @@ def unique(prefix: str) -> str:
 
 async def connect() -> psycopg.AsyncConnection[Any]:
     return await psycopg.AsyncConnection.connect(DSN, autocommit=True)
+
+
+async def drop_slot(slot: str) -> None:
+    """Drop a test's replication slot (ending a reader still on it) and its publication: a slot left
+    behind keeps WAL forever."""
+    async with await connect() as conn:
+        await conn.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND active",
+            (slot,),
+        )
+        for _ in range(50):
+            row = await (
+                await conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            ).fetchone()
+            if row is None or not row[0]:
+                break
+            await asyncio.sleep(0.1)
+        await conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+            (slot,),
+        )
+        await conn.execute(f'DROP PUBLICATION IF EXISTS "{slot}"')
 
 
 async def schema_fixture() -> AsyncIterator[str]:

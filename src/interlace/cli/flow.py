@@ -133,6 +133,9 @@ def run(
     config: ConfigOption = None,
     run_all: Annotated[bool, typer.Option("--all", help="Run every configured flow.")] = False,
     progress: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines.")] = 2.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Serve Prometheus /metrics on 127.0.0.1:PORT.")
+    ] = None,
 ) -> None:
     """Run flows until SIGTERM or Ctrl-C; in-flight messages are drained before exit."""
     settings = _settings(config)
@@ -144,7 +147,14 @@ def run(
     console = Console(stderr=True)
     try:
         totals = asyncio.run(
-            _run(settings, chosen, str(config) if config else "embedded default", progress, console)
+            _run(
+                settings,
+                chosen,
+                str(config) if config else "embedded default",
+                progress,
+                console,
+                metrics_port=metrics_port,
+            )
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -162,7 +172,13 @@ def _line(stats: FlowStats) -> str:
 
 
 async def _run(
-    settings: Config, names: list[str], source: str, every: float, console: Console
+    settings: Config,
+    names: list[str],
+    source: str,
+    every: float,
+    console: Console,
+    *,
+    metrics_port: int | None,
 ) -> dict[str, FlowStats]:
     from interlace.flows.process import FlowProcess  # noqa: PLC0415
     from interlace.runtime import Runtime  # noqa: PLC0415
@@ -178,6 +194,10 @@ async def _run(
             console.print(f"{name}: {_line(stats)}", highlight=False)
 
     process = FlowProcess(runtime, names, report_interval=every, on_progress=show)
+    if metrics_port is not None:  # flow metrics (and the AI calls' request metrics) for Prometheus
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        start_http_server(metrics_port, addr="127.0.0.1", registry=process.metrics.registry)
     await runtime.start()
     console.print(f"flows {', '.join(names)} · {source} · process {process.process}", highlight=False)
     try:

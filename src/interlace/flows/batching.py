@@ -47,7 +47,7 @@ class BatchStep(Protocol):
 class Batcher:
     """Collects the messages of one batch step and runs each batch once it is full or old enough."""
 
-    __slots__ = ("_pending", "_retry", "_rng", "_sleep", "_tasks", "_timer", "step")
+    __slots__ = ("_on_error", "_pending", "_retry", "_rng", "_sleep", "_tasks", "_timer", "step")
 
     def __init__(
         self,
@@ -56,8 +56,10 @@ class Batcher:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.step = step
+        self._on_error = on_error
         self._retry = retry
         self._rng = rng or random.Random()  # noqa: S311 - backoff jitter
         self._sleep = sleep
@@ -90,7 +92,11 @@ class Batcher:
         messages = [message for message, _ in batch]
         try:
             outputs = await with_retries(
-                lambda: self.step.process_batch(messages), self._retry, rng=self._rng, sleep=self._sleep
+                lambda: self.step.process_batch(messages),
+                self._retry,
+                rng=self._rng,
+                sleep=self._sleep,
+                on_error=self._on_error,
             )
             if len(outputs) != len(batch):
                 msg = f"batch step '{self.step.name}' answered {len(outputs)} results for {len(batch)} inputs"

@@ -125,7 +125,13 @@ class FlowEngine:
         self._rng = rng or random.Random()  # noqa: S311 - backoff jitter
         self._sleep = sleep
         self._batchers: dict[int, Batcher] = {
-            index: Batcher(slot.step, slot.retry, rng=self._rng, sleep=sleep)
+            index: Batcher(
+                slot.step,
+                slot.retry,
+                rng=self._rng,
+                sleep=sleep,
+                on_error=functools.partial(self._count_error, slot.step.name),
+            )
             for index, slot in enumerate(self.steps)
             if isinstance(slot.step, BatchStep)
         }

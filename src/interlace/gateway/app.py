@@ -69,7 +69,13 @@ def build_app(runtime: Runtime) -> Starlette:
     runner = runtime.functions
     functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
     flow_events = FlowEventRoutes(Inbox(runtime.database), config.flows)
-    openapi = orjson.dumps(build_openapi(authenticated=config.auth.enabled, functions=runner.registry))
+    openapi = orjson.dumps(
+        build_openapi(
+            authenticated=config.auth.enabled,
+            functions=runner.registry,
+            metrics=runtime.metrics is not None,
+        )
+    )
 
     async def openapi_json(request: Request) -> Response:
         del request

@@ -36,7 +36,7 @@ _MAX_KEY = 255
 
 
 class JobSubmission(Strict):
-    operation: str = Field(description="chat, embeddings or classify (and AI functions as they register).")
+    operation: str = Field(description="chat, embeddings, classify or function.")
     request: dict[str, Any] = Field(description="The body the operation's sync endpoint takes.")
     callback_url: str | None = Field(None, max_length=2048)
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")

@@ -11,7 +11,7 @@ sees another's usage: its ``?tenant=`` may only name itself (403 otherwise).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -41,7 +41,8 @@ class UsageRoutes:
         params = request.query_params
         today = datetime.now(UTC).date()
         end = _day(params, "end", today)
-        start = _day(params, "start", end - timedelta(days=_DEFAULT_DAYS - 1))
+        # the default window ends at 'end' and never reaches before the first day of the calendar
+        start = _day(params, "start", date.fromordinal(max(1, end.toordinal() - (_DEFAULT_DAYS - 1))))
         if start > end:
             raise RequestError("'start' must not be after 'end'", param="start", code="invalid_value")
         if (end - start).days >= _MAX_DAYS:

@@ -73,6 +73,10 @@ def is_key_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
+_LONGEST = timedelta(days=36_500)
+"""The longest key lifetime or rotation grace: a hundred years (later dates overflow arithmetic)."""
+
+
 def parse_duration(value: str | float) -> timedelta:
     """``90`` / ``"90s"``, ``"15m"``, ``"1h"``, ``"30d"``, ``"2w"`` as a timedelta; ValueError otherwise."""
     if isinstance(value, int | float):
@@ -85,6 +89,9 @@ def parse_duration(value: str | float) -> timedelta:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0:
         msg = "a duration must not be negative"
+        raise ValueError(msg)
+    if not seconds <= _LONGEST.total_seconds():  # also NaN
+        msg = f"a duration must be at most {_LONGEST.days} days"
         raise ValueError(msg)
     return timedelta(seconds=seconds)
 

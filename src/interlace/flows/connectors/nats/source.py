@@ -127,12 +127,12 @@ class NatsSource:
             free = await slots.wait_free()
             try:
                 batch = await self._sub.fetch(free, timeout=self.config.fetch_timeout)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nothing arrived within fetch_timeout
                 continue
             except (NatsError, OSError) as exc:
                 if self._closing.is_set():
                     return
-                log.warning("flow source %s: fetch failed (%s); retrying", self.name, exc)
+                log.warning("flow source %s: fetch failed (%r); retrying", self.name, exc)
                 await asyncio.sleep(_RETRY_PAUSE)
                 continue
             for msg in batch:

@@ -15,6 +15,8 @@ acknowledgement instead gave 1,900/s). The slot is only usable by one reader at 
 advisory lock makes a second ``interlace flow run`` a hot standby that takes over when the first stops
 (or loses its connection; the reader then reconnects and queues for the lock again).
 
+Creating the slot (at the first start) waits until every transaction then running has ended.
+
 Messages. One per row change, in commit order::
 
     {"op": "insert|update|delete|truncate", "table": "public.t", "lsn": "0/4A2A0C80", "xid": 7954,

@@ -7,7 +7,10 @@ transaction that stays open while its messages are in flight; each acknowledged 
 marked processed) in that transaction, which commits when every row of the batch is settled. A
 crash rolls the transaction back, so the rows are unlocked and claimed again — never lost. Rows
 leave in id order within one reader; with several readers each takes the next unlocked batch, so
-global order is given up for throughput (run one reader for strict order).
+global order is given up for throughput (run one reader for strict order). A claim is an open
+transaction (one connection per batch in flight) for as long as its messages are in flight: keep
+steps short, or batches small — Postgres also waits for such transactions before it can create a
+logical replication slot or vacuum the outbox.
 
 ``Message.id`` is ``<table>:<id>``, ``position`` the row id, ``key`` the ``key_column`` (if any),
 ``headers`` the ``headers_column`` object (if any). A nack with ``requeue`` leaves the row for the

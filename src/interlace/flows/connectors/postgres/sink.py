@@ -15,6 +15,7 @@ guard, so the output and the record of what was applied commit or roll back toge
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,8 @@ class PostgresTableSink:
         self.config = config
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._since_prune = 0
+        self._writing = asyncio.Lock()
+        """One transaction at a time on the connection: concurrent writes would nest as savepoints."""
         schema = quote_ident(config.state_schema)
         self._positions = f"{schema}.flow_positions"
         self._applied = f"{schema}.flow_applied"
@@ -74,16 +77,17 @@ class PostgresTableSink:
             )
 
     async def write(self, messages: Sequence[Message]) -> None:
-        if self._conn is None or self._conn.closed:
-            await self.start()
-        conn = self._conn
-        assert conn is not None
-        async with conn.transaction():
-            for message in await self._fresh(conn, messages):
-                await self._upsert(conn, message)
-        self._since_prune += len(messages)
-        if self.config.replay_guard == "id" and self._since_prune >= _PRUNE_EVERY:
-            await self.prune()
+        async with self._writing:
+            if self._conn is None or self._conn.closed:
+                await self.start()
+            conn = self._conn
+            assert conn is not None
+            async with conn.transaction():
+                for message in await self._fresh(conn, messages):
+                    await self._upsert(conn, message)
+            self._since_prune += len(messages)
+            if self.config.replay_guard == "id" and self._since_prune >= _PRUNE_EVERY:
+                await self.prune()
 
     async def prune(self) -> int:
         """Forget this flow's applied ids older than ``applied_retention``; how many were removed."""
