@@ -23,13 +23,14 @@ WHEELS ?= /opt/wheels
 LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
               --no-emit-index-url --find-links=$(WHEELS) $(LOCK_ARGS)
 
-.PHONY: help .venv venv venv-dev run test lint bench lock clean distclean
+.PHONY: help .venv venv venv-dev run test lint bench bench-flows lock clean distclean
 
 help:
 	@echo "make run      bootstrap .venv from requirements/run.txt, then 'interlace serve \$$SERVE_ARGS'"
 	@echo "make test     bootstrap .venv from requirements/dev.txt, then pytest \$$PYTEST_ARGS"
 	@echo "make lint     ruff check + mypy"
 	@echo "make bench    python bench/run.py \$$BENCH_ARGS"
+	@echo "make bench-flows  python bench/flows.py \$$BENCH_FLOWS_ARGS (NATS flow vs bare nats-py)"
 	@echo "make lock     regenerate requirements/run.txt and dev.txt (LOCK_ARGS=--upgrade to upgrade)"
 	@echo "make venv     just bootstrap .venv (runtime); make venv-dev for the dev tool chain"
 	@echo "make clean    remove caches and build artefacts; make distclean also removes .venv"
@@ -57,6 +58,9 @@ lint: venv-dev
 
 bench: venv-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-flows: venv-dev
+	$(BIN)/python bench/flows.py $(BENCH_FLOWS_ARGS)
 
 # run.txt first; dev.txt is then held to run.txt's versions with -c. The dev venv only provides
 # pip-compile here, so it is installed without the lock-vs-pyproject check (which would fail on a stale lock).

@@ -130,6 +130,8 @@ def streaming_summary(samples: dict[str, dict]) -> dict:
             for key in ("ttfc", "total", "gap")
         }
         out[target]["events_per_answer"] = data["events"]
+        out[target]["failures"] = data.get("failures", 0)
+        out[target]["last_error"] = data.get("last_error")
         out[target]["count"] = len(data["ttfc"])
     if "direct" in out:
         out["added"] = {
@@ -332,6 +334,12 @@ def render_markdown(result: dict) -> str:  # noqa: PLR0912 - one table after ano
                 f"| {_signed(a['gap']['p50'])} | {_signed(a['gap']['p99'])} "
                 f"| {_signed(a['total']['p50'])} | {_signed(a['total']['p99'])} |"
             )
+        lines += [
+            f"\n{t}: {st[t]['failures']} streamed requests answered with an error "
+            f"(last: {st[t]['last_error']})"
+            for t in present
+            if st[t].get("failures")
+        ]
     lines += _routing_lines(result.get("routing") or [])
     lines += _observability_lines(result.get("observability") or [])
     if result.get("notes"):

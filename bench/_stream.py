@@ -109,14 +109,22 @@ async def _measure(
         name: {"ttfc": [], "total": [], "gap": []} for name in targets
     }
     events: dict[str, int] = {}
+    failures: dict[str, int] = {}
+    last_error: dict[str, str] = {}
     try:
         for index in range(warmup + count):
             for name, conn in conns.items():
                 try:
-                    first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
-                except (ConnectionError, asyncio.IncompleteReadError):
-                    await conn.close()  # a dropped keep-alive connection: reconnect once
-                    first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
+                    try:
+                        first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        await conn.close()  # a dropped keep-alive connection: reconnect once
+                        first, total, seen, gaps = await asyncio.wait_for(conn.once(), 30)
+                except BenchError as exc:  # an error answer: counted and reported, not fatal
+                    await conn.close()
+                    failures[name] = failures.get(name, 0) + 1
+                    last_error[name] = str(exc)[:300]
+                    continue
                 if index >= warmup:
                     samples[name]["ttfc"].append(first)
                     samples[name]["total"].append(total)
@@ -125,7 +133,15 @@ async def _measure(
     finally:
         for conn in conns.values():
             await conn.close()
-    return {name: {**samples[name], "events": events.get(name, 0)} for name in targets}
+    return {
+        name: {
+            **samples[name],
+            "events": events.get(name, 0),
+            "failures": failures.get(name, 0),
+            "last_error": last_error.get(name),
+        }
+        for name in targets
+    }
 
 
 def measure_streaming(

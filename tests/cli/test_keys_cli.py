@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.support.keys import POSTGRES_URL, require_postgres
+from tests.support.databases import POSTGRES_URL, require_postgres
 from typer.testing import CliRunner
 
 from interlace.cli.main import app

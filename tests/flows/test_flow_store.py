@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.support.keys import state_database
+from tests.support.databases import state_database
 
 from interlace.flows.connectors.event_log.config import EventLogSinkConfig
 from interlace.flows.connectors.event_log.sink import EventLogSink, read_events

@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from tests.support.flows_postgres import DSN, connect, schema_fixture
 from tests.support.quotas import REDIS_URL, require_redis
 
+from interlace.core.errors import ConfigError
 from interlace.flows.message import Message
+from interlace.flows.services import FlowServices
 from interlace.flows.steps.enrich import EnrichMissing, EnrichStep, EnrichStepConfig
 
 
@@ -129,6 +131,24 @@ async def test_redis_hash_by_expression(redis_prefix: str) -> None:
         await step.aclose()
     assert out.payload == {"sku": "A-1", "stock": {"stock": "3", "warehouse": "north"}}
     assert missing.payload == {"sku": "B-2", "stock": None}
+
+
+async def test_redis_defaults_to_the_processes_shared_client(redis_prefix: str) -> None:
+    shared = aioredis.Redis.from_url(REDIS_URL)  # bytes, as the runtime's client
+    await shared.hset(f"{redis_prefix}c:7", mapping={"tier": "gold"})
+    config = EnrichStepConfig.model_validate(
+        {"type": "enrich", "key": "id", "into": "customer", "redis": {"prefix": f"{redis_prefix}c:"}}
+    )
+    step = EnrichStep(config, FlowServices(flow="f", part="step:lookup", redis=shared))
+    try:
+        [out] = await step.process(ticket(id=7))
+        assert step.name == "lookup"
+    finally:
+        await step.aclose()
+        await shared.aclose()
+    assert out.payload == {"id": 7, "customer": {"tier": "gold"}}
+    with pytest.raises(ConfigError, match="redis"):
+        EnrichStep(config, FlowServices(flow="f"))
 
 
 def test_config_needs_exactly_one_store_and_a_valid_key() -> None:

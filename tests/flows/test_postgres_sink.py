@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.support.flows_postgres import DSN, connect, schema_fixture
 
-from interlace.core.errors import ConfigError
+from interlace.core.errors import MessageRejected
 from interlace.flows.connectors.postgres.config import PostgresSinkConfig
 from interlace.flows.connectors.postgres.sink import PostgresTableSink, position_order
 from interlace.flows.message import Message
@@ -89,7 +89,7 @@ async def test_id_guard_skips_what_was_applied_and_rolls_back_with_the_output(sc
         await out.write([message(1, "a")])  # replayed id: not applied again, the row keeps "b"
         assert await rows(schema) == [(1, "b", {"tags": ["b"]})]
         bad = Message(id="broken", payload={"id": 3, "nope": 1}, source="src")
-        with pytest.raises(Exception, match="nope"):
+        with pytest.raises(MessageRejected, match=r"UndefinedColumn.*nope"):
             await out.write([message(2, "x"), bad])  # the whole transaction rolls back …
         await out.write([message(2, "x")])  # … so the id was not recorded, and the retry applies it
     finally:
@@ -136,7 +136,7 @@ async def test_guards_are_per_flow_and_source(schema: str) -> None:
 async def test_position_guard_needs_positions(schema: str) -> None:
     out = await sink(schema, "position")
     try:
-        with pytest.raises(ConfigError, match="replay_guard: id"):
+        with pytest.raises(MessageRejected, match="replay_guard: id"):
             await out.write([message(1, "a")])
     finally:
         await out.aclose()
@@ -148,7 +148,7 @@ def test_positions_compare_by_their_numbers() -> None:
     assert position_order("1244793984.2") < position_order("1244793985.0")
 
 
-async def test_concurrent_writes_are_separate_transactions(schema: str) -> None:
+async def test_concurrent_writes_commit_together_and_all_apply(schema: str) -> None:
     out = await sink(schema, "id")
     try:
         await asyncio.gather(*(out.write([message(n, "a"), message(n + 100, "b")]) for n in range(20)))
@@ -158,3 +158,43 @@ async def test_concurrent_writes_are_separate_transactions(schema: str) -> None:
     async with await connect() as conn:
         count = await (await conn.execute(f'SELECT count(*) FROM "{schema}".flow_applied')).fetchone()
     assert count == (40,)
+
+
+async def test_a_refused_row_in_a_group_fails_only_its_own_write(schema: str) -> None:
+    out = await sink(schema, "id")
+    bad = Message(id="bad", payload={"id": "not a number"}, source="src")
+    try:
+        results = await asyncio.gather(
+            *(out.write([message(n, "a")]) for n in range(10)),
+            out.write([bad]),
+            *(out.write([message(n, "b")]) for n in range(10, 20)),
+            return_exceptions=True,
+        )
+    finally:
+        await out.aclose()
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 1
+    assert isinstance(refused[0], MessageRejected)
+    assert [r[0] for r in await rows(schema)] == list(range(20))  # every other write applied once
+    async with await connect() as conn:
+        count = await (await conn.execute(f'SELECT count(*) FROM "{schema}".flow_applied')).fetchone()
+    assert count == (20,)  # and the refused message is not recorded as applied
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (["not", "an", "object"], "must be an object"),
+        ({"label": "no id"}, "key field"),
+        ({"id": "x"}, "invalid input syntax"),
+    ],
+)
+async def test_what_the_table_cannot_take_is_rejected_for_good(schema: str, payload: Any, error: str) -> None:
+    out = await sink(schema, "id")
+    try:
+        with pytest.raises(MessageRejected, match=error):
+            await out.write([Message(id="bad", payload=payload, source="src")])
+        await out.write([message(1, "a")])  # the sink still works, and "bad" was not recorded
+    finally:
+        await out.aclose()
+    assert [r[0] for r in await rows(schema)] == [1]

@@ -1,62 +1,22 @@
 """Fixtures of the job tests: a state database on SQLite and on the machine's real Postgres, a webhook
 receiver on 127.0.0.1, and a poll helper.
 
-Postgres tests get a database of their own (``interlace_jobs_<random>``, dropped afterwards) on the
-server of ``INTERLACE_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
-They skip when it is unreachable, unless ``CI=true``: then they fail.
+Postgres tests get a database of their own (``interlace_jobs_<random>``, dropped afterwards, see
+:mod:`tests.support.databases`).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 from tests.jobs.helpers import Delivery, Receiver
+from tests.support.databases import throwaway_postgres
 
 from interlace.store.database import default_database_url
-
-POSTGRES_URL = os.environ.get(
-    "INTERLACE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_unavailable() -> str | None:
-    url = make_url(POSTGRES_URL)
-    try:
-        with socket.create_connection((url.host or "127.0.0.1", url.port or 5432), timeout=0.5):
-            return None
-    except OSError:
-        return f"Postgres is not reachable at {url.host}:{url.port}"
-
-
-async def postgres_database() -> AsyncIterator[str]:
-    """The URL of a fresh Postgres database, dropped afterwards."""
-    reason = _postgres_unavailable()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}, and CI=true requires it")
-        pytest.skip(reason)
-    name = f"interlace_jobs_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -65,14 +25,14 @@ async def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield default_database_url(str(tmp_path / "state"))
         return
-    async for url in postgres_database():
+    async for url in throwaway_postgres("interlace_jobs"):
         yield url
 
 
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh Postgres database only (the scale-out path), for the heaviest tests."""
-    async for url in postgres_database():
+    async for url in throwaway_postgres("interlace_jobs"):
         yield url
 
 

@@ -32,6 +32,11 @@ models:
       - provider: fake
         model: echo
         options: {{fault: rate_limit}}
+  loading:
+    deployments:
+      - provider: fake
+        model: echo
+        options: {{fault: not_ready, fault_first: 4}}
 state:
   database_url: "{url}"
 jobs:
@@ -198,3 +203,16 @@ def test_an_unknown_job_is_a_404(client: httpx.Client) -> None:
     for answer in (client.get("/v1/jobs/job_nope"), client.delete("/v1/jobs/job_nope")):
         assert answer.status_code == 404
         assert answer.json()["error"]["param"] == "job_id"
+
+
+def test_a_job_waits_for_a_model_that_is_still_loading_without_spending_attempts(
+    client: httpx.Client,
+) -> None:
+    # the model answers "not ready" 4 times, more than jobs.max_attempts (2): the job still succeeds
+    body = {"operation": "chat", "request": {**CHAT, "model": "loading"}}
+    submitted = client.post("/v1/jobs", json=body)
+    assert submitted.status_code == 202, submitted.text
+    job = wait_for(functools.partial(finished, client, submitted.json()["id"]), timeout=30)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 1
+    assert job["result"]["choices"][0]["message"]["content"] == "echo: hello jobs"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, insert, select, update
+from tests.support.databases import state_database
 from tests.support.events import FlakyDatabase, record
-from tests.support.keys import state_database
 
 from interlace.security.audit.chain import GENESIS, entry_hash
 from interlace.security.audit.entry import audit_body

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from tests.support.databases import state_database
 from tests.support.events import FlakyDatabase, record
-from tests.support.keys import state_database
 
 from interlace.observability.record import RequestRecord
 from interlace.security.audit.store import verify

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from tests.support.keys import state_database
+from tests.support.databases import state_database
 from tests.support.observe import Records
 
 from interlace.core.errors import AuthenticationError, ServiceUnavailable

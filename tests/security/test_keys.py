@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
+from tests.support.databases import state_database
 from tests.support.events import FlakyDatabase
-from tests.support.keys import state_database
 
 from interlace.config import parse_config
 from interlace.core.errors import ConfigError, NotFound, RequestError, ServiceUnavailable

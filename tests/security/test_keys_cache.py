@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.support.databases import state_database
 from tests.support.events import FlakyDatabase
-from tests.support.keys import state_database
 
 from interlace.core.errors import AuthenticationError
 from interlace.security.authn import Authenticator

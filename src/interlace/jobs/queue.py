@@ -142,6 +142,11 @@ class JobQueue(Protocol):
         """Give back every job ``owner`` holds (a worker stopping), the attempt not counted."""
         ...
 
+    async def postpone(self, job_id: str, owner: str, *, delay: float) -> Job | None:
+        """Give ``job`` back for ``delay`` seconds, the attempt not counted (the gateway was not ready
+        to run it: a local model still loading); None when ``owner`` no longer holds it."""
+        ...
+
     async def reap(self) -> list[Job]:
         """Move jobs whose lease expired on their last attempt to dead letters."""
         ...

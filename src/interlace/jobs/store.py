@@ -178,6 +178,24 @@ class SqlJobQueue:
             error = {**error, "dead_letter_reason": "attempts exhausted"}
         return await self._finish(held, status="dead" if retryable else "failed", result=None, error=error)
 
+    async def postpone(self, job_id: str, owner: str, *, delay: float) -> Job | None:
+        async with self.tx.begin() as connection:
+            row = (
+                await connection.execute(
+                    update(jobs)
+                    .where(*_held(job_id, owner))
+                    .values(
+                        status="queued",
+                        run_after=time.time() + delay,
+                        lease_owner=None,
+                        lease_expires=None,
+                        attempts=jobs.c.attempts - 1,
+                    )
+                    .returning(*jobs.columns)
+                )
+            ).first()
+        return _row(row) if row is not None else None
+
     async def release(self, owner: str) -> int:
         async with self.tx.begin() as connection:
             result = await connection.execute(

@@ -23,7 +23,12 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from interlace.core.errors import InterlaceError, UpstreamError, UpstreamRateLimited
+from interlace.core.errors import (
+    InterlaceError,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamRateLimited,
+)
 from interlace.gateway.identity import PRINCIPAL_SCOPE_KEY
 from interlace.gateway.middleware.request_id import REQUEST_ID_SCOPE_KEY
 from interlace.gateway.recording import Recording
@@ -44,6 +49,10 @@ if TYPE_CHECKING:
 __all__ = ["RETRYABLE_STATUSES", "Worker", "worker_id"]
 
 log = logging.getLogger("interlace.jobs.worker")
+
+NOT_READY = ServiceUnavailable.default_code
+_NOT_READY_DELAY = 0.5
+"""Seconds a job waits when the gateway is not ready for it and says no Retry-After."""
 
 RETRYABLE_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Statuses of errors (a quota's 429, a full bulkhead's 503) that another attempt later may cure."""
@@ -171,15 +180,13 @@ class Worker:
         """Run ``job`` once; the job as stored after (None when the lease was lost meanwhile)."""
         try:
             answer = await self._run(job)
+        except ServiceUnavailable as exc:
+            if exc.code != NOT_READY:
+                return await self._failed(job, exc)
+            # the gateway itself is not ready (a local model still loading): not the job's attempt
+            return await self.queue.postpone(job.id, self.owner, delay=_retry_after(exc) or _NOT_READY_DELAY)
         except InterlaceError as exc:
-            retryable = _retryable(exc)
-            delay = self.config.backoff.delay(job.attempts)
-            wait = _retry_after(exc)
-            if wait is not None:  # a 429's, or a cooling-down deployment's, or a quota's Retry-After
-                # never before it, never past jobs.backoff.maximum
-                delay = min(max(delay, wait), self.config.backoff.maximum)
-            error = {**exc.to_openai()["error"], "status": exc.status}
-            return await self.queue.fail(job.id, self.owner, error, retryable=retryable, delay=delay)
+            return await self._failed(job, exc)
         except Exception as exc:  # a bug: retried (it may be transient), then dead letters
             log.exception("job %s: attempt %d failed", job.id, job.attempts)
             error = {
@@ -190,6 +197,16 @@ class Worker:
             delay = self.config.backoff.delay(job.attempts)
             return await self.queue.fail(job.id, self.owner, error, retryable=True, delay=delay)
         return await self.queue.complete(job.id, self.owner, answer)
+
+    async def _failed(self, job: Job, exc: InterlaceError) -> Job | None:
+        """Retry after the backoff (never before a Retry-After), or fail / dead-letter the job."""
+        delay = self.config.backoff.delay(job.attempts)
+        wait = _retry_after(exc)
+        if wait is not None:  # a 429's, or a cooling-down deployment's, or a quota's Retry-After
+            # never before it, never past jobs.backoff.maximum
+            delay = min(max(delay, wait), self.config.backoff.maximum)
+        error = {**exc.to_openai()["error"], "status": exc.status}
+        return await self.queue.fail(job.id, self.owner, error, retryable=_retryable(exc), delay=delay)
 
     async def _run(self, job: Job) -> dict[str, Any]:
         executor = self.executors.get(job.operation)

@@ -18,7 +18,7 @@ Results — misses included — are kept ``cache_ttl`` seconds in a small per-st
       - type: enrich
         key: "'sku:' & sku"
         into: stock
-        redis: {url: "redis://127.0.0.1:6379/0"}
+        redis: {prefix: "stock:"}          # the top-level redis:, or its own url
         on_missing: fail
 """
 
@@ -37,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 
 from interlace.config._base import Strict
 from interlace.config._flow_parts import StepConfigBase
+from interlace.core.errors import ConfigError
 from interlace.flows.connectors.postgres.config import check_identifier, qualified, quote_ident
 from interlace.flows.steps.config import check_jsonata
 
@@ -68,7 +69,8 @@ class EnrichPostgres(Strict):
 
 
 class EnrichRedis(Strict):
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str | None = None
+    """The Redis holding the hashes; default: the top-level ``redis:`` of the process."""
     prefix: str = ""
     """Prepended to the key's value to name the hash (``customer:`` + ``42``)."""
 
@@ -142,6 +144,11 @@ class EnrichStep:
         self._cache = _Cache(config.cache_ttl, config.cache_size)
         self._pg: Any = None
         self._redis: Any = None
+        self._own_redis = False
+        if config.redis is not None and config.redis.url is None:
+            if services is None:
+                raise ConfigError("enrich: redis.url is not set and there is no top-level redis: to use")
+            self._redis = services.need(services.redis, "Redis", "set the top-level redis: or redis.url")
         self._connect_lock = asyncio.Lock()
         pg = config.postgres
         if pg is not None:
@@ -196,16 +203,21 @@ class EnrichStep:
         assert store is not None
         async with self._connect_lock:
             if self._redis is None:
-                self._redis = aioredis.Redis.from_url(store.url, decode_responses=True)
-        found: dict[str, Any] = await self._redis.hgetall(store.prefix + key)
-        return found or None
+                self._redis = aioredis.Redis.from_url(store.url or "", decode_responses=True)
+                self._own_redis = True
+        found: dict[Any, Any] = await self._redis.hgetall(store.prefix + key)
+        return {_text(k): _text(v) for k, v in found.items()} or None
 
     async def aclose(self) -> None:
         if self._pg is not None:
             await self._pg.close()
-        if self._redis is not None:
+        if self._redis is not None and self._own_redis:
             await self._redis.aclose()
         self._pg = self._redis = None
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _key_text(value: Any) -> str:

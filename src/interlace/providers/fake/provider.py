@@ -8,8 +8,9 @@ latency and faults set in the deployment's ``options``::
       options:
         latency_ms: 20          # before the answer (or the first chunk)
         chunk_interval_ms: 5    # between stream chunks
-        fault: rate_limit       # none | rate_limit | server_error | timeout | cut_stream
+        fault: rate_limit       # none | rate_limit | server_error | timeout | cut_stream | not_ready
         fault_every: 2          # fault on every 2nd call (1 = always); counted per deployment
+        fault_first: 3          # or: fault on the first 3 calls only (a model that is still loading)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from interlace.core.errors import (
     ConfigError,
+    ServiceUnavailable,
     StreamInterrupted,
     UpstreamError,
     UpstreamRateLimited,
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeProvider"]
 
-FAULTS = frozenset({"none", "rate_limit", "server_error", "timeout", "cut_stream"})
+FAULTS = frozenset({"none", "rate_limit", "server_error", "timeout", "cut_stream", "not_ready"})
 
 
 class FakeProvider(Provider):
@@ -54,6 +56,7 @@ class FakeProvider(Provider):
         self.chunk_interval = float(options.get("chunk_interval_ms", 0)) / 1000
         self.fault = str(options.get("fault", "none"))
         self.fault_every = int(options.get("fault_every", 1))
+        self.fault_first = int(options["fault_first"]) if "fault_first" in options else None
         if self.fault not in FAULTS:
             raise ConfigError(
                 f"deployment '{name}': fake fault '{self.fault}' is unknown — use one of {sorted(FAULTS)}"
@@ -63,7 +66,10 @@ class FakeProvider(Provider):
     async def _maybe_fail(self, *, streaming: bool) -> bool:
         """Raise the configured fault for this call; returns True when a stream should be cut."""
         await asyncio.sleep(self.latency)
-        if self.fault == "none" or next(self._calls) % self.fault_every:
+        call = next(self._calls)
+        if self.fault == "none" or call % self.fault_every:
+            return False
+        if self.fault_first is not None and call > self.fault_first:
             return False
         if self.fault == "rate_limit":
             raise UpstreamRateLimited(f"Deployment '{self.name}' (fake) is rate limited.", retry_after=1)
@@ -71,6 +77,8 @@ class FakeProvider(Provider):
             raise UpstreamError(f"Deployment '{self.name}' (fake) failed with 500.")
         if self.fault == "timeout":
             raise UpstreamTimeout(f"Deployment '{self.name}' (fake) timed out.")
+        if self.fault == "not_ready":
+            raise ServiceUnavailable(f"Deployment '{self.name}' (fake) is still loading; retry shortly.")
         return streaming
 
     async def chat(self, request: ChatRequest) -> dict[str, Any]:

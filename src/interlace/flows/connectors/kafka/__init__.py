@@ -1,14 +1,22 @@
 """Kafka: consumer-group source with manual commits of contiguous confirmed offsets, acks=all sink.
 
 Tested at the client boundary only (fake consumer and producer): no Kafka broker runs here.
+
+Only the config models load with this package (listing connectors must not import the broker
+client); the source and sink load on first use.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from interlace.flows.connectors.kafka.config import KafkaSinkConfig, KafkaSourceConfig
-from interlace.flows.connectors.kafka.offsets import Handed, PartitionOffsets
-from interlace.flows.connectors.kafka.sink import KafkaProducerLike, KafkaSink
-from interlace.flows.connectors.kafka.source import KafkaConsumerLike, KafkaDelivery, KafkaSource
+
+if TYPE_CHECKING:
+    from interlace.flows.connectors.kafka.offsets import Handed, PartitionOffsets
+    from interlace.flows.connectors.kafka.sink import KafkaProducerLike, KafkaSink
+    from interlace.flows.connectors.kafka.source import KafkaConsumerLike, KafkaDelivery, KafkaSource
 
 __all__ = [
     "Handed",
@@ -21,3 +29,21 @@ __all__ = [
     "KafkaSourceConfig",
     "PartitionOffsets",
 ]
+
+_LAZY = {
+    "Handed": "interlace.flows.connectors.kafka.offsets",
+    "KafkaConsumerLike": "interlace.flows.connectors.kafka.source",
+    "KafkaDelivery": "interlace.flows.connectors.kafka.source",
+    "KafkaProducerLike": "interlace.flows.connectors.kafka.sink",
+    "KafkaSink": "interlace.flows.connectors.kafka.sink",
+    "KafkaSource": "interlace.flows.connectors.kafka.source",
+    "PartitionOffsets": "interlace.flows.connectors.kafka.offsets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)

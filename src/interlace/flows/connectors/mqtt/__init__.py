@@ -1,9 +1,32 @@
-"""MQTT 5: persistent-session QoS 1 source with manual acks, PUBACK-awaited sink."""
+"""MQTT 5: persistent-session QoS 1 source with manual acks, PUBACK-awaited sink.
+
+Only the config models load with this package (listing connectors must not import the broker
+client); the source and sink load on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from interlace.flows.connectors.mqtt.config import MqttSinkConfig, MqttSourceConfig
-from interlace.flows.connectors.mqtt.sink import MqttSink
-from interlace.flows.connectors.mqtt.source import MqttDelivery, MqttSource
+
+if TYPE_CHECKING:
+    from interlace.flows.connectors.mqtt.sink import MqttSink
+    from interlace.flows.connectors.mqtt.source import MqttDelivery, MqttSource
 
 __all__ = ["MqttDelivery", "MqttSink", "MqttSinkConfig", "MqttSource", "MqttSourceConfig"]
+
+_LAZY = {
+    "MqttDelivery": "interlace.flows.connectors.mqtt.source",
+    "MqttSink": "interlace.flows.connectors.mqtt.sink",
+    "MqttSource": "interlace.flows.connectors.mqtt.source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(module), name)

@@ -11,18 +11,27 @@ guard, so the output and the record of what was applied commit or roll back toge
   sequence of integers in them (``"42"``, ``"1700000000000-3"``, ``"1244793984.2"``), so it is for sources
   whose positions grow (Postgres CDC, JetStream, Redis Streams) in a flow that writes in order.
 - ``replay_guard: none`` — the upsert alone (replaying re-applies the same rows).
+
+Writes share the sink's one connection with group commit: writes that arrive while a transaction
+is running wait for it, then commit together in the next one (a commit's fsync, not the statements,
+is what a message costs). When the table refuses a row in such a group, each write of the group is
+retried in a transaction of its own, so only the write that holds the bad row fails. A message the table
+refuses for good — not an object, no key value, a field that is no column, a constraint or type
+violation — raises :class:`~interlace.core.errors.MessageRejected`, so the flow dead-letters it
+instead of retrying; a lost connection is an ordinary (retried) error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from interlace.core.errors import ConfigError
+from interlace.core.errors import ConfigError, MessageRejected
 from interlace.flows.connectors.postgres.config import qualified, quote_ident
 
 if TYPE_CHECKING:
@@ -35,6 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["PostgresTableSink", "position_order"]
 
 _DIGITS = re.compile(r"\d+")
+_REFUSALS = (
+    psycopg.errors.DataError,  # a value of the wrong type or out of range
+    psycopg.errors.IntegrityConstraintViolation,  # NOT NULL, CHECK, a foreign key
+    psycopg.errors.UndefinedColumn,  # a payload field that is not a column
+)
 _PRUNE_EVERY = 1000
 """Messages written between two prunes of ``flow_applied``."""
 
@@ -54,6 +68,8 @@ class PostgresTableSink:
         self._since_prune = 0
         self._writing = asyncio.Lock()
         """One transaction at a time on the connection: concurrent writes would nest as savepoints."""
+        self._waiting: list[_Write] = []
+        """Writes that arrived while a transaction was running: the next one commits them together."""
         schema = quote_ident(config.state_schema)
         self._positions = f"{schema}.flow_positions"
         self._applied = f"{schema}.flow_applied"
@@ -77,17 +93,58 @@ class PostgresTableSink:
             )
 
     async def write(self, messages: Sequence[Message]) -> None:
+        write = _Write(messages, asyncio.get_running_loop().create_future())
+        self._waiting.append(write)
         async with self._writing:
-            if self._conn is None or self._conn.closed:
-                await self.start()
-            conn = self._conn
-            assert conn is not None
+            if not write.done.done():  # not committed by the group before: commit the waiting group now
+                group, self._waiting = self._waiting, []
+                try:
+                    await self._commit_group(group)
+                finally:  # cancelled mid-way: the others must not wait for a commit that never comes
+                    for other in group:
+                        if not other.done.done():
+                            other.done.set_exception(
+                                ConnectionError(f"flow sink {self.name!r}: the transaction was interrupted")
+                            )
+        await write.done
+
+    async def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            await self._commit([message for write in group for message in write.messages])
+        except MessageRejected as refusal:
+            if len(group) == 1:
+                group[0].done.set_exception(refusal)
+                return
+            for write in group:  # find the write that holds the refused row: each alone
+                try:
+                    await self._commit(write.messages)
+                except Exception as exc:  # handed to that write's caller
+                    write.done.set_exception(exc)
+                else:
+                    write.done.set_result(None)
+            return
+        except Exception as exc:  # the whole group rolled back: every caller sees it
+            for write in group:
+                write.done.set_exception(exc)
+            return
+        for write in group:
+            write.done.set_result(None)
+        self._since_prune += sum(len(write.messages) for write in group)
+        if self.config.replay_guard == "id" and self._since_prune >= _PRUNE_EVERY:
+            await self.prune()
+
+    async def _commit(self, messages: Sequence[Message]) -> None:
+        """One transaction: the replay guard and the upserts of ``messages``."""
+        if self._conn is None or self._conn.closed:
+            await self.start()
+        conn = self._conn
+        assert conn is not None
+        try:
             async with conn.transaction():
                 for message in await self._fresh(conn, messages):
                     await self._upsert(conn, message)
-            self._since_prune += len(messages)
-            if self.config.replay_guard == "id" and self._since_prune >= _PRUNE_EVERY:
-                await self.prune()
+        except _REFUSALS as exc:  # the table refuses these rows: retrying cannot cure it
+            raise MessageRejected(f"flow sink {self.name!r}: {type(exc).__name__}: {exc}") from exc
 
     async def prune(self) -> int:
         """Forget this flow's applied ids older than ``applied_retention``; how many were removed."""
@@ -120,7 +177,7 @@ class PostgresTableSink:
         highest: dict[str, tuple[int, ...] | None] = {}
         for message in messages:
             if message.position is None:
-                raise ConfigError(
+                raise MessageRejected(
                     f"flow sink {self.name!r}: replay_guard 'position' needs positions, and a message from "
                     f"{message.source!r} has none — use replay_guard: id"
                 )
@@ -149,16 +206,18 @@ class PostgresTableSink:
         cfg = self.config
         payload = message.payload
         if not isinstance(payload, dict):
-            raise TypeError(
+            raise MessageRejected(
                 f"flow sink {self.name!r}: the payload must be an object, got {type(payload).__name__}"
             )
         names = cfg.columns if cfg.columns is not None else list(payload)
         missing = [k for k in cfg.key if payload.get(k) is None]
         if missing:
-            raise ValueError(f"flow sink {self.name!r}: the payload has no value for key field(s) {missing}")
+            raise MessageRejected(
+                f"flow sink {self.name!r}: the payload has no value for key field(s) {missing}"
+            )
         for column in names:
             if not isinstance(column, str) or not column:
-                raise ValueError(f"flow sink {self.name!r}: {column!r} is not a column name")
+                raise MessageRejected(f"flow sink {self.name!r}: {column!r} is not a column name")
         values = [_adapt(payload.get(column)) for column in names]
         columns = ", ".join(quote_ident(c) for c in names)
         updates = [c for c in names if c not in cfg.key]
@@ -178,6 +237,14 @@ class PostgresTableSink:
         if self._conn is not None:
             await self._conn.close()
         self._conn = None
+
+
+@dataclass(slots=True)
+class _Write:
+    """One caller's write, waiting for the transaction that commits it."""
+
+    messages: Sequence[Message]
+    done: asyncio.Future[None]
 
 
 def _adapt(value: Any) -> Any:

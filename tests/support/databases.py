@@ -1,8 +1,8 @@
-"""State databases for the key tests: SQLite in a temporary directory, and a throwaway Postgres database.
+"""State databases for tests: SQLite in a temporary directory, or a throwaway Postgres database.
 
-Postgres tests get a database of their own (``interlace_keys_<random>``, dropped afterwards) on the
-server of ``INTERLACE_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
-They skip when it is unreachable, unless ``CI=true``: then they fail.
+Postgres databases (``<prefix>_<random>``, dropped afterwards) live on the server of
+``INTERLACE_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``). A test
+that needs one skips when the server is unreachable, unless ``CI=true``: then it fails.
 """
 
 from __future__ import annotations
@@ -39,31 +39,38 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
+async def throwaway_postgres(prefix: str = "interlace_test") -> AsyncIterator[str]:
+    """The URL of a fresh Postgres database, dropped (with its connections) afterwards."""
+    require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
 async def state_database(kind: str, tmp_path: Path) -> AsyncIterator[FlakyDatabase]:
     """A started state database (``sqlite`` or ``postgres``), closed (and dropped) afterwards."""
     if kind == "sqlite":
-        database = FlakyDatabase(default_database_url(str(tmp_path / "state")))
+        url = default_database_url(str(tmp_path / "state"))
+        database = FlakyDatabase(url)
         await database.start()
         try:
             yield database
         finally:
             await database.aclose()
         return
-    require_postgres()
-    name = f"interlace_keys_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        database = FlakyDatabase(
-            make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        )
+    async for url in throwaway_postgres():
+        database = FlakyDatabase(url)
         await database.start()
         try:
             yield database
         finally:
             await database.aclose()
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()

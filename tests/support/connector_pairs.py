@@ -1,19 +1,28 @@
-"""The broker pairs the connector contract suite (tests/flows/contract) runs against.
+"""The connector pairs the connector contract suite (tests/flows/contract) runs against.
 
-One harness per source/sink pair.
+One harness per source/sink pair, each on its real service on 127.0.0.1.
 
-A :class:`Pair` builds sources and sinks on fresh, uniquely named resources of the real service
-(a JetStream stream, a RabbitMQ queue, a Redis stream, an MQTT topic and session) and removes them
-afterwards. ``new_source()`` is another consumer of the same durable / queue / group / session — what a
-restarted ``interlace flow run`` process is. Other connectors join the suite by adding a builder to
-``BUILDERS``.
+A :class:`Pair` builds sources and sinks on fresh, uniquely named resources (a JetStream stream, a
+RabbitMQ queue, a Redis stream, an MQTT topic and session, a state database, a directory, a Postgres
+schema and slot, an HTTP receiver) and removes them afterwards. ``new_source()`` is another consumer of
+the same durable / queue / group / session / inbox / table — what a restarted ``interlace flow run``
+process is. Connectors differ in what they promise; the capability fields of :class:`Pair` say what,
+and the contract asserts exactly that (a weaker promise is still asserted, never skipped).
+
+For a broker, the sink feeds the source. For the others, ``publish`` puts messages into the source
+the way its producers do (the webhook inbox, a file, an outbox row, a table row) and ``stored`` reads
+back what the pair's sink wrote. Other connectors join the suite by adding a :class:`Builder` to
+``BUILDERS`` (the brokers here, the rest in :mod:`tests.support.connector_pairs_local`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Literal
 
 import aio_pika
 import aiomqtt
@@ -21,7 +30,15 @@ import nats
 import redis.asyncio as aioredis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from tests.support.brokers import AMQP_URL, MQTT_HOST, MQTT_PORT, NATS_URL, REDIS_URL, unique
+from tests.support.brokers import (
+    AMQP_URL,
+    MQTT_HOST,
+    MQTT_PORT,
+    NATS_URL,
+    REDIS_URL,
+    require_broker,
+    unique,
+)
 
 from interlace.flows.connectors.mqtt import MqttSink, MqttSinkConfig, MqttSource, MqttSourceConfig
 from interlace.flows.connectors.nats import NatsSink, NatsSinkConfig, NatsSource, NatsSourceConfig
@@ -32,23 +49,61 @@ from interlace.flows.connectors.redis_streams import (
     RedisStreamSource,
     RedisStreamSourceConfig,
 )
+from interlace.flows.message import Message
 from interlace.flows.ports import Sink, Source
 
+SinkHeaders = Literal["all", "trace", "none"]
 
-@dataclass
+
+def as_sent(message: Message) -> Message:
+    return message
+
+
+@dataclass(kw_only=True)
 class Pair:
     kind: str
-    new_source: Callable[[], Source]
-    new_sink: Callable[[], Sink]
-    unacked: Callable[[int], Awaitable[int]] | None
-    """The broker's own count of messages handed out and not yet acknowledged, given how many were
-    published (None: the broker does not show it)."""
-    dedupes_by_id: bool
-    """The sink writes a message id once (JetStream Nats-Msg-Id window, Redis marker)."""
     cleanup: Callable[[], Awaitable[None]]
+    new_source: Callable[[], Source] | None = None
+    """None: a sink-only connector."""
+    new_sink: Callable[[], Sink] | None = None
+    publish: Callable[[Sequence[Message]], Awaitable[None]] | None = None
+    """Put messages into the source's input as its producers do (None: through ``new_sink``)."""
+    stored: Callable[[], Awaitable[list[Message]]] | None = None
+    """What the sink wrote, oldest first, as sent (None: read back through ``new_source``)."""
+    unwrap: Callable[[Message], Message] = as_sent
+    """A received message as the producer sent it (id, payload, headers): sources that choose their
+    own ids or wrap the payload (a file line, an outbox row, a row change) carry the sent id in it."""
+    unacked: Callable[[int], Awaitable[int]] | None = None
+    """The broker's own count of messages handed out and not yet acknowledged, given how many were
+    published (None: the service does not show it)."""
+    dedupes_by_id: bool = False
+    """The sink writes a message id once (JetStream Nats-Msg-Id window, Redis marker, event-log key,
+    Postgres replay guard)."""
+    producer_ids: bool = True
+    """The source's ``Message.id`` is the producer's id (False: a position such as ``file:line``)."""
+    redelivered_after_crash: bool = True
+    """A message handed out before a crash comes back flagged ``redelivered``."""
+    redelivered_after_nack: bool = True
+    """A nacked message comes back flagged ``redelivered``."""
+    source_headers: bool = True
+    """Headers given to the producer arrive on the source's messages."""
+    sink_headers: SinkHeaders = "all"
+    """Which headers the sink keeps: all, only the trace context, none."""
+    ordered: bool = True
+    """One producer, one consumer: messages arrive in publication order."""
 
 
-async def _nats_pair() -> Pair:
+@dataclass(frozen=True)
+class Builder:
+    require: Callable[[], None]
+    """Skip (outside CI) or fail (CI=true) when the service is unreachable."""
+    build: Callable[[Path], Awaitable[Pair]]
+    """A pair on fresh resources (the argument is the test's own temporary directory)."""
+    roles: frozenset[str] = field(default_factory=lambda: frozenset({"source", "sink"}))
+
+
+async def _nats_pair(tmp: Path) -> Pair:
+    del tmp
     stream = unique("ILC_")
     subject = f"{stream.lower()}.events"
     source_config = NatsSourceConfig(
@@ -85,7 +140,8 @@ async def _nats_pair() -> Pair:
     )
 
 
-async def _rabbit_pair() -> Pair:
+async def _rabbit_pair(tmp: Path) -> Pair:
+    del tmp
     queue = unique("ilc-")
 
     async def unacked(published: int) -> int:
@@ -114,7 +170,8 @@ async def _rabbit_pair() -> Pair:
     )
 
 
-async def _redis_pair() -> Pair:
+async def _redis_pair(tmp: Path) -> Pair:
+    del tmp
     stream = unique("ilc:")
     source_config = RedisStreamSourceConfig(
         url=REDIS_URL, stream=stream, group="flow", consumer="c1", claim_idle=30, block=0.2
@@ -144,7 +201,8 @@ async def _redis_pair() -> Pair:
     )
 
 
-async def _mqtt_pair() -> Pair:
+async def _mqtt_pair(tmp: Path) -> Pair:
+    del tmp
     topic = f"ilc/{unique('t')}/events"
     client_id = unique("ilc-")
     source_config = MqttSourceConfig(host=MQTT_HOST, port=MQTT_PORT, topic=topic, client_id=client_id)
@@ -167,15 +225,13 @@ async def _mqtt_pair() -> Pair:
         kind="mqtt",
         new_source=lambda: MqttSource(source_config),
         new_sink=lambda: MqttSink(MqttSinkConfig(host=MQTT_HOST, port=MQTT_PORT, topic=topic)),
-        unacked=None,
-        dedupes_by_id=False,
         cleanup=cleanup,
     )
 
 
-BUILDERS: dict[str, tuple[str, Callable[[], Awaitable[Pair]]]] = {
-    "nats": ("nats", _nats_pair),
-    "rabbitmq": ("rabbitmq", _rabbit_pair),
-    "redis-streams": ("redis", _redis_pair),
-    "mqtt": ("mqtt", _mqtt_pair),
+BROKERS: dict[str, Builder] = {
+    "nats": Builder(partial(require_broker, "nats"), _nats_pair),
+    "rabbitmq": Builder(partial(require_broker, "rabbitmq"), _rabbit_pair),
+    "redis-streams": Builder(partial(require_broker, "redis"), _redis_pair),
+    "mqtt": Builder(partial(require_broker, "mqtt"), _mqtt_pair),
 }
