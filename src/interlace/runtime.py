@@ -124,22 +124,21 @@ class Runtime:
             else MemoryBreakerStore()
         )
         self.breakers = Breakers(store)
-        # the admission policies every request passes (interlace.security.gate): scopes (built in),
-        # residency, PII — each inserted after the scopes, before these two — rate limits, budgets
-        self.quotas = Quotas(config, database=self.database)
-        self.gate = Gate([self.quotas.rate_limits, self.quotas.budgets])
         self._encoders: dict[str, SentenceEncoder] = {}
         self._loading: list[asyncio.Task[None]] = []
         routes = build_routes(config, rng=self.rng, encoders=self._encoder)
-        # residency (interlace.security.residency): right after the scopes, before PII, limits, budgets
-        residency = ResidencyPolicy.from_config(config, routes)
-        if residency is not None:
-            self.gate.policies.insert(1, residency)
-        # PII masking (interlace.security.pii): after scopes and residency, before limits and budgets;
-        # presidio is imported only when some tenant or endpoint masks or blocks (by start())
+        # the admission policies every request passes (interlace.security.gate), in this order:
+        # scopes (built in) → residency → PII masking → rate limits → budgets; a policy with nothing
+        # configured is left out (residency, PII: presidio loads in start(), only when a rule needs it)
+        self.quotas = Quotas(config, database=self.database)
         self.pii = PiiPolicy.from_config(config)
-        if self.pii is not None:
-            self.gate.policies.insert(1 + (residency is not None), self.pii)
+        policies = (
+            ResidencyPolicy.from_config(config, routes),
+            self.pii,
+            self.quotas.rate_limits,
+            self.quotas.budgets,
+        )
+        self.gate = Gate([policy for policy in policies if policy is not None])
         self.providers: list[Provider] = [d.provider for r in routes.values() for d in r.deployments]
         self.router = Router(
             routes,
