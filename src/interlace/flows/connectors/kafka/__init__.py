@@ -8,9 +8,9 @@ client); the source and sink load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from interlace.flows.connectors._lazy import lazy_attributes
 from interlace.flows.connectors.kafka.config import KafkaSinkConfig, KafkaSourceConfig
 
 if TYPE_CHECKING:
@@ -30,20 +30,15 @@ __all__ = [
     "PartitionOffsets",
 ]
 
-_LAZY = {
-    "Handed": "interlace.flows.connectors.kafka.offsets",
-    "KafkaConsumerLike": "interlace.flows.connectors.kafka.source",
-    "KafkaDelivery": "interlace.flows.connectors.kafka.source",
-    "KafkaProducerLike": "interlace.flows.connectors.kafka.sink",
-    "KafkaSink": "interlace.flows.connectors.kafka.sink",
-    "KafkaSource": "interlace.flows.connectors.kafka.source",
-    "PartitionOffsets": "interlace.flows.connectors.kafka.offsets",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "Handed": "interlace.flows.connectors.kafka.offsets",
+        "KafkaConsumerLike": "interlace.flows.connectors.kafka.source",
+        "KafkaDelivery": "interlace.flows.connectors.kafka.source",
+        "KafkaProducerLike": "interlace.flows.connectors.kafka.sink",
+        "KafkaSink": "interlace.flows.connectors.kafka.sink",
+        "KafkaSource": "interlace.flows.connectors.kafka.source",
+        "PartitionOffsets": "interlace.flows.connectors.kafka.offsets",
+    },
+)

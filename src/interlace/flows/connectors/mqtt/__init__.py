@@ -6,9 +6,9 @@ client); the source and sink load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from interlace.flows.connectors._lazy import lazy_attributes
 from interlace.flows.connectors.mqtt.config import MqttSinkConfig, MqttSourceConfig
 
 if TYPE_CHECKING:
@@ -17,16 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["MqttDelivery", "MqttSink", "MqttSinkConfig", "MqttSource", "MqttSourceConfig"]
 
-_LAZY = {
-    "MqttDelivery": "interlace.flows.connectors.mqtt.source",
-    "MqttSink": "interlace.flows.connectors.mqtt.sink",
-    "MqttSource": "interlace.flows.connectors.mqtt.source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "MqttDelivery": "interlace.flows.connectors.mqtt.source",
+        "MqttSink": "interlace.flows.connectors.mqtt.sink",
+        "MqttSource": "interlace.flows.connectors.mqtt.source",
+    },
+)

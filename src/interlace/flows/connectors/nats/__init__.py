@@ -6,9 +6,9 @@ client); the source and sink load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from interlace.flows.connectors._lazy import lazy_attributes
 from interlace.flows.connectors.nats.config import NatsSinkConfig, NatsSourceConfig
 
 if TYPE_CHECKING:
@@ -17,16 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsDelivery", "NatsSink", "NatsSinkConfig", "NatsSource", "NatsSourceConfig"]
 
-_LAZY = {
-    "NatsDelivery": "interlace.flows.connectors.nats.source",
-    "NatsSink": "interlace.flows.connectors.nats.sink",
-    "NatsSource": "interlace.flows.connectors.nats.source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "NatsDelivery": "interlace.flows.connectors.nats.source",
+        "NatsSink": "interlace.flows.connectors.nats.sink",
+        "NatsSource": "interlace.flows.connectors.nats.source",
+    },
+)

@@ -6,9 +6,9 @@ client); the source and sink load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from interlace.flows.connectors._lazy import lazy_attributes
 from interlace.flows.connectors.rabbitmq.config import RabbitBinding, RabbitSinkConfig, RabbitSourceConfig
 
 if TYPE_CHECKING:
@@ -24,16 +24,11 @@ __all__ = [
     "RabbitSourceConfig",
 ]
 
-_LAZY = {
-    "RabbitDelivery": "interlace.flows.connectors.rabbitmq.source",
-    "RabbitSink": "interlace.flows.connectors.rabbitmq.sink",
-    "RabbitSource": "interlace.flows.connectors.rabbitmq.source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "RabbitDelivery": "interlace.flows.connectors.rabbitmq.source",
+        "RabbitSink": "interlace.flows.connectors.rabbitmq.sink",
+        "RabbitSource": "interlace.flows.connectors.rabbitmq.source",
+    },
+)

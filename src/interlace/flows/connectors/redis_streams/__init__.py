@@ -6,9 +6,9 @@ client); the source and sink load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from interlace.flows.connectors._lazy import lazy_attributes
 from interlace.flows.connectors.redis_streams.config import RedisStreamSinkConfig, RedisStreamSourceConfig
 
 if TYPE_CHECKING:
@@ -23,16 +23,11 @@ __all__ = [
     "RedisStreamSourceConfig",
 ]
 
-_LAZY = {
-    "RedisStreamDelivery": "interlace.flows.connectors.redis_streams.source",
-    "RedisStreamSink": "interlace.flows.connectors.redis_streams.sink",
-    "RedisStreamSource": "interlace.flows.connectors.redis_streams.source",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "RedisStreamDelivery": "interlace.flows.connectors.redis_streams.source",
+        "RedisStreamSink": "interlace.flows.connectors.redis_streams.sink",
+        "RedisStreamSource": "interlace.flows.connectors.redis_streams.source",
+    },
+)
