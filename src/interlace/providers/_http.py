@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import errno
 import ssl
 import time
 from dataclasses import dataclass
@@ -270,8 +271,11 @@ class UpstreamClient:
 
     def _tls_hint(self, exc: BaseException) -> str:
         # TLS 1.3 servers refuse a missing client certificate after the handshake: the client only
-        # sees the connection close before any answer, so say what the likely cause is
-        if isinstance(exc, aiohttp.ServerDisconnectedError) and self._presents_no_certificate:
+        # sees the connection closed or reset before any answer, so say what the likely cause is
+        closed = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+            isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+        )
+        if closed and self._presents_no_certificate:
             return (
                 " The upstream closed the TLS connection before answering: if it requires a client "
                 "certificate, set the deployment's tls.client_cert_file."
