@@ -104,14 +104,17 @@ async def test_concurrent_readers_share_without_duplicates(schema: str) -> None:
         await reader.start()
     await insert(schema, total)
     seen: list[list[int]] = [[] for _ in readers]
+    acked = 0
     done = asyncio.Event()
 
     async def consume(index: int) -> None:
+        nonlocal acked
         async for delivery in readers[index].deliveries(max_in_flight=10):
             seen[index].append(delivery.message.payload["n"])
             await asyncio.sleep(0)
             await delivery.ack()
-            if sum(map(len, seen)) >= total:
+            acked += 1
+            if acked >= total:  # every ack returned: the readers may stop now
                 done.set()
 
     tasks = [asyncio.create_task(consume(i)) for i in range(len(readers))]
