@@ -162,11 +162,12 @@ class PostgresOutboxSource:
         try:
             await conn.execute("BEGIN")
             rows = await (await conn.execute(self._claim_sql, (limit,))).fetchall()
-        except BaseException:
+            if not rows:
+                await conn.execute("ROLLBACK")
+        except BaseException:  # cancelled or failed mid-claim: the connection is no one's, close it
             await conn.close()
             raise
         if not rows:
-            await conn.execute("ROLLBACK")
             self._idle.append(conn)
             return None
         claim = _Claim(self, conn, [row[0] for row in rows])
