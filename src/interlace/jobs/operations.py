@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from interlace.core.errors import RequestError
-from interlace.core.operations import ClassifyRequest, EmbeddingRequest
 from interlace.core.usage import usage_dict
-from interlace.gateway.bodies import validate
 from interlace.gateway.routes.chat import decode_chat_request
-from interlace.gateway.routes.embeddings import encode_base64
-from interlace.gateway.schemas import ClassifyRequestBody, EmbeddingRequestBody
+from interlace.gateway.routes.classify import classify_answer, decode_classify_request
+from interlace.gateway.routes.embeddings import decode_embedding_request, embeddings_answer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -122,12 +120,7 @@ class EmbeddingExecutor:
         return _same_path(self.path, url, body)
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
-        parsed = validate(EmbeddingRequestBody, body)
-        raw = parsed.input
-        inputs: Any = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw
-        return EmbeddingRequest(
-            model=parsed.model, inputs=inputs, dimensions=parsed.dimensions, user=parsed.user
-        )
+        return decode_embedding_request(body)
 
     async def run(
         self,
@@ -137,19 +130,9 @@ class EmbeddingExecutor:
         rec: Recording,
         body: dict[str, Any],
     ) -> dict[str, Any]:
-        op = admission.op
-        result = await router.embed(op, ctx)
+        result = await router.embed(admission.op, ctx)
         rec.counted(result.prompt_tokens)
-        as_base64 = body.get("encoding_format") == "base64"
-        return {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": i, "embedding": encode_base64(v) if as_base64 else v}
-                for i, v in enumerate(result.vectors)
-            ],
-            "model": op.model,
-            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        }
+        return embeddings_answer(admission.op, result, body)
 
 
 @dataclass(slots=True)
@@ -163,11 +146,7 @@ class ClassifyExecutor:
         return _same_path(self.path, url, body)
 
     def decode(self, body: dict[str, Any]) -> ModelRequest:
-        parsed = validate(ClassifyRequestBody, body)
-        inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
-        return ClassifyRequest(
-            model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
-        )
+        return decode_classify_request(body)
 
     async def run(
         self,
@@ -178,25 +157,9 @@ class ClassifyExecutor:
         body: dict[str, Any],
     ) -> dict[str, Any]:
         del body
-        op = admission.op
-        result = await router.classify(op, ctx)
+        result = await router.classify(admission.op, ctx)
         rec.classified(result)
-        return {
-            "object": "list",
-            "model": op.model,
-            "multi_label": op.multi_label,
-            "data": [
-                {
-                    "object": "classification",
-                    "index": index,
-                    "label": scores[0].label,
-                    "score": scores[0].score,
-                    "labels": [{"label": s.label, "score": s.score} for s in scores],
-                }
-                for index, scores in enumerate(result.scores)
-            ],
-            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        }
+        return classify_answer(admission.op, result)
 
 
 class SelfGatedExecutor(Protocol):

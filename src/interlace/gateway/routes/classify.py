@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from interlace.core.operations import ClassifyRequest
 from interlace.gateway.bodies import read_json, validate
@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from interlace.core.operations import ClassifyResult
     from interlace.gateway.recording import Recording
 
-__all__ = ["ClassifyRoutes"]
+__all__ = ["ClassifyRoutes", "classify_answer", "decode_classify_request"]
 
 
 class ClassifyRoutes(ApiRoutes):
@@ -26,16 +27,30 @@ class ClassifyRoutes(ApiRoutes):
 
     async def _classify(self, request: Request, rec: Recording) -> Response:
         body = await read_json(request, self.max_body_bytes)
-        parsed = validate(ClassifyRequestBody, body)
+        op = decode_classify_request(body)
         ctx = rec.route(self.contexts(request, body), body)
-        inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
-        op = ClassifyRequest(
-            model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
-        )
         op = (await self.admit(rec, "classify", op, ctx)).op
         result = await cancel_on_disconnect(self.router.classify(op, ctx), request.receive)
         rec.classified(result)
-        data = [
+        return json_response(classify_answer(op, result), ctx)
+
+
+def decode_classify_request(body: dict[str, Any]) -> ClassifyRequest:
+    """The canonical request of a ``/v1/classify`` body; a 400 naming the field that is wrong."""
+    parsed = validate(ClassifyRequestBody, body)
+    inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+    return ClassifyRequest(
+        model=parsed.model, inputs=inputs, labels=parsed.labels, multi_label=parsed.multi_label
+    )
+
+
+def classify_answer(op: ClassifyRequest, result: ClassifyResult) -> dict[str, Any]:
+    """The ``/v1/classify`` answer: each input's labels, best first."""
+    return {
+        "object": "list",
+        "model": op.model,
+        "multi_label": op.multi_label,
+        "data": [
             {
                 "object": "classification",
                 "index": index,
@@ -44,12 +59,6 @@ class ClassifyRoutes(ApiRoutes):
                 "labels": [{"label": s.label, "score": s.score} for s in scores],
             }
             for index, scores in enumerate(result.scores)
-        ]
-        answer = {
-            "object": "list",
-            "model": parsed.model,
-            "multi_label": parsed.multi_label,
-            "data": data,
-            "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
-        }
-        return json_response(answer, ctx)
+        ],
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+    }
