@@ -15,6 +15,7 @@ from interlace.core.errors import InterlaceError
 from interlace.flows.connectors.webhook.inbox import Inbox
 from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import Authenticate
+from interlace.gateway.middleware.direct_routes import DirectRoutes
 from interlace.gateway.middleware.request_id import RequestIdMiddleware, with_request_id
 from interlace.gateway.middleware.tracing import TracingMiddleware
 from interlace.gateway.openapi import build_openapi
@@ -121,6 +122,7 @@ def build_app(runtime: Runtime) -> Starlette:
     middleware = [Middleware(RequestIdMiddleware)]
     if runtime.authenticator.enabled:  # auth.enabled: a master or admin key, virtual keys or OIDC
         middleware.append(Middleware(Authenticate, authenticator=runtime.authenticator, recorder=recorder))
+    middleware.append(Middleware(DirectRoutes, routes=routes))  # innermost: fixed paths skip the router
     if runtime.tracing.enabled:  # outermost: every request gets its server span, 401s included
         middleware.insert(0, Middleware(TracingMiddleware, tracing=runtime.tracing))
     return Starlette(
