@@ -1,6 +1,8 @@
 """The pooled upstream HTTP client every HTTP provider shares: deadlines and error translation.
 
-aiohttp exceptions are translated into the Interlace error tree here, once. Deadlines are explicit:
+Requests go over the lean HTTP/1.1 client in :mod:`interlace.providers.h1` (one keep-alive pool per
+deployment, at most ``max_connections`` open); its exceptions are translated into the Interlace error
+tree here, once. Deadlines are explicit:
 ``connect`` (TCP/TLS), ``first_byte`` (request sent → response headers), ``idle`` (silence between
 two reads of a streamed body) and ``total`` (the whole attempt). A traced attempt's W3C trace headers
 (:mod:`interlace.observability.propagation`) are added to every request it sends.
@@ -27,7 +29,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import orjson
 
 from interlace.core.errors import (
@@ -41,12 +42,25 @@ from interlace.core.errors import (
     UpstreamUnavailable,
 )
 from interlace.observability.propagation import UPSTREAM_TRACE_HEADERS
+from interlace.providers.h1 import (
+    ConnectError,
+    ConnectionPool,
+    ConnectTimeoutError,
+    HTTPClientError,
+    Origin,
+    ProtocolError,
+    RequestEncoder,
+    ServerDisconnectedError,
+    TLSCertificateError,
+    TLSHandshakeError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping
 
     from interlace.config.schema import Timeouts
     from interlace.config.tls import UpstreamTLSConfig
+    from interlace.providers.h1 import Response
 
 __all__ = [
     "ErrorMapper",
@@ -88,50 +102,46 @@ class UpstreamClient:
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
+        https = self.base_url.startswith("https:")
         # built now, so an unreadable certificate or key is a configuration error, not a failed request
-        self._presents_no_certificate = self.base_url.startswith("https:") and (
-            tls is None or tls.client_cert_file is None
-        )
-        self._ssl: ssl.SSLContext | bool = (
-            upstream_ssl_context(tls, name=name)
-            if tls is not None and self.base_url.startswith("https:")
-            else True
-        )
+        self._presents_no_certificate = https and (tls is None or tls.client_cert_file is None)
+        context: ssl.SSLContext | None = None
+        if https:
+            context = (
+                upstream_ssl_context(tls, name=name) if tls is not None else ssl.create_default_context()
+            )
         self.timeouts = timeouts
         self._headers = {"content-type": "application/json", **headers}
         self._secrets = _credentials(self._headers)
+        try:
+            self._origin = Origin.from_url(self.base_url, context)
+            # the deployment's constant headers (and Host) are encoded once, here
+            self._encoder = RequestEncoder(self._origin, self._headers)
+        except ValueError as exc:
+            raise ConfigError(f"deployment '{name}': {exc}") from None
         self._max_connections = max_connections
         self._map_error = error_mapper
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=self._max_connections,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-            ssl=self._ssl,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers=self._headers,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
+        self._pool = ConnectionPool(
+            self._origin,
+            max_connections=self._max_connections,
+            connect_timeout=self.timeouts.connect,
+            keep_alive=KEEP_ALIVE_SECONDS,
         )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.aclose()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
             msg = f"upstream client '{self.name}' used before start()"
             raise RuntimeError(msg)
-        return self._session
+        return self._pool
 
     async def request_json(
         self,
@@ -149,10 +159,12 @@ class UpstreamClient:
         with self._translate("response"):
             async with asyncio.timeout_at(_loop_time(deadline)):
                 response = await self._send(method, path, data, params, headers)
-                async with response:
+                try:
                     raw = await response.read()
-                    if response.status >= 400:  # noqa: PLR2004
-                        raise self._redact(self._map_error(response.status, raw, response.headers))
+                finally:
+                    response.close()
+            if response.status >= 400:  # noqa: PLR2004
+                raise self._redact(self._map_error(response.status, raw, response.headers))
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -178,10 +190,12 @@ class UpstreamClient:
         with self._translate("response"):
             async with asyncio.timeout_at(_loop_time(deadline)):
                 response = await self._send("POST", path, orjson.dumps(body), params, headers)
-            if response.status >= 400:  # noqa: PLR2004
-                async with response:
-                    raw = await response.read()
-                raise self._redact(self._map_error(response.status, raw, response.headers))
+                if response.status >= 400:  # noqa: PLR2004
+                    try:
+                        raw = await response.read()
+                    finally:
+                        response.close()
+                    raise self._redact(self._map_error(response.status, raw, response.headers))
         try:
             yield UpstreamStream(self, response, deadline)
         except InterlaceError as error:  # a provider's mid-stream error quotes the upstream's event
@@ -211,16 +225,15 @@ class UpstreamClient:
         data: bytes | None,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         traced = UPSTREAM_TRACE_HEADERS.get()  # the attempt's traceparent/tracestate, when traced
         if traced is not None:
             headers = {**headers, **traced} if headers else traced
-        request = self.session.request(
-            method, self.base_url + path, data=data, params=params, headers=headers
-        )
+        request = self._encoder.encode(method, path, data, params, headers)
+        pool = self.pool
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                return await request
+                return await pool.send(request)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"Deployment '{self.name}' sent no response headers within "
@@ -239,40 +252,49 @@ class UpstreamClient:
                 f"Deployment '{self.name}' did not finish within total={self.timeouts.total:g}s.",
                 code="total_timeout",
             ) from None
-        except aiohttp.ClientConnectorCertificateError as exc:
+        except TLSCertificateError as exc:
             raise UpstreamUnavailable(
                 f"TLS verification of deployment '{self.name}' at {self.base_url} failed: "
                 f"{exc.certificate_error} — trust its CA with the deployment's tls.ca_file.",
                 code="upstream_tls_error",
             ) from None
-        except aiohttp.ClientSSLError as exc:
+        except TLSHandshakeError as exc:
             raise UpstreamUnavailable(
                 f"TLS handshake with deployment '{self.name}' at {self.base_url} failed: "
-                f"{getattr(exc, 'os_error', exc)} — check the deployment's tls settings.",
+                f"{exc.os_error} — check the deployment's tls settings.",
                 code="upstream_tls_error",
             ) from None
-        except aiohttp.ClientConnectorError as exc:
+        except ConnectError as exc:
             raise UpstreamUnavailable(
                 f"Cannot connect to deployment '{self.name}' at {self.base_url}: "
                 f"{exc.os_error.strerror or exc}."
             ) from None
-        except aiohttp.ServerTimeoutError:
+        except ConnectTimeoutError:
             raise UpstreamTimeout(
                 f"Deployment '{self.name}' did not accept a connection within "
                 f"connect={self.timeouts.connect:g}s.",
                 code="connect_timeout",
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            error = StreamInterrupted if phase == "stream" else UpstreamUnavailable
-            raise error(
-                f"Connection to deployment '{self.name}' broke during the {phase}: "
-                f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}.{self._tls_hint(exc)}"
+        except ProtocolError as exc:
+            if phase == "stream":
+                raise StreamInterrupted(self._broke(phase, exc)) from None
+            raise UpstreamProtocolError(
+                f"Deployment '{self.name}' answered with a malformed HTTP response: {exc}."
             ) from None
+        except (HTTPClientError, OSError) as exc:
+            error = StreamInterrupted if phase == "stream" else UpstreamUnavailable
+            raise error(self._broke(phase, exc) + self._tls_hint(exc)) from None
+
+    def _broke(self, phase: str, exc: BaseException) -> str:
+        return (
+            f"Connection to deployment '{self.name}' broke during the {phase}: "
+            f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}."
+        )
 
     def _tls_hint(self, exc: BaseException) -> str:
         # TLS 1.3 servers refuse a missing client certificate after the handshake: the client only
         # sees the connection closed or reset before any answer, so say what the likely cause is
-        closed = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        closed = (isinstance(exc, ServerDisconnectedError) and exc.before_response) or (
             isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
         )
         if closed and self._presents_no_certificate:
@@ -290,7 +312,7 @@ class UpstreamStream:
     from a local buffer, so a burst of events costs one wake-up.
     """
 
-    def __init__(self, client: UpstreamClient, response: aiohttp.ClientResponse, deadline: float) -> None:
+    def __init__(self, client: UpstreamClient, response: Response, deadline: float) -> None:
         self._client = client
         self.response = response
         self._deadline = deadline
@@ -324,7 +346,7 @@ class UpstreamStream:
         idle = client.timeouts.idle
         try:
             async with asyncio.timeout(min(idle, remaining)):
-                return await self.response.content.readany()
+                return await self.response.read_chunk()
         except TimeoutError:
             if remaining <= idle:
                 raise StreamInterrupted(
@@ -335,11 +357,8 @@ class UpstreamStream:
                 f"Deployment '{client.name}' went silent for idle={idle:g}s mid-stream.",
                 code="idle_timeout",
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise StreamInterrupted(
-                f"Connection to deployment '{client.name}' broke during the stream: "
-                f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}."
-            ) from None
+        except (HTTPClientError, OSError) as exc:
+            raise StreamInterrupted(client._broke("stream", exc)) from None  # noqa: SLF001
 
 
 def upstream_ssl_context(tls: UpstreamTLSConfig, *, name: str) -> ssl.SSLContext:
@@ -393,6 +412,9 @@ def upstream_message(body: bytes) -> str:
     return str(parsed)
 
 
+#: How long an unused upstream connection is kept open (servers close theirs sooner or later:
+#: uvicorn after 5 s; the pool handles that race, see :mod:`interlace.providers.h1.pool`).
+KEEP_ALIVE_SECONDS = 15.0
 _CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 _SHORTEST_SECRET = 8  # shorter values would redact ordinary words
 
