@@ -5,22 +5,34 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from dataclasses import astuple
-from datetime import date
+from dataclasses import asdict, astuple
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import sqlite
 from tests.support.events import FlakyDatabase, at, record
 
 from interlace.config.schema import Price
 from interlace.observability.cost import cost_usd
-from interlace.observability.events import EventLog, replay, to_event, usage
+from interlace.observability.events import (
+    CONTENT_FIELDS,
+    EventLog,
+    event_json,
+    event_row_of,
+    replay,
+    to_event,
+    usage,
+)
 from interlace.observability.observer import FanOut
 from interlace.observability.record import RequestRecord, Usage
 from interlace.observability.spool import Spool
+from interlace.store.event_sql import sqlite_time
+from interlace.store.event_store import append, event_row, record_row
 from interlace.store.events_tables import USAGE_KEYS, request_events, usage_daily
 
 GPT = Price(input=2.5, output=10, cached_input=1.25)
@@ -287,7 +299,7 @@ async def test_a_full_queue_spills_to_the_spool_and_nothing_is_lost(
 
 async def test_a_running_writer_s_spool_is_not_taken(sqlite_database: FlakyDatabase, tmp_path: Path) -> None:
     writer = Spool(tmp_path / "spool")
-    writer.append([to_event(record())])
+    writer.append_encoded([event_json(record())])
     other = event_log(sqlite_database, tmp_path)
     assert await other.recover_spool() == 0  # locked by its writer
     writer.close()
@@ -400,3 +412,83 @@ async def test_odd_values_are_logged_and_the_writer_survives(
     async with sqlite_database.engine.connect() as connection:
         stored = (await connection.execute(select(request_events.c.record))).scalars().all()
     assert stored[0]["confidence"] == "Decimal('0.5')"
+
+
+def varied_records() -> tuple[list[RequestRecord], list[RequestRecord]]:
+    """Records with every kind of value the log's projection reads: JSON-plain ones, and odd ones."""
+    with_content = record(prompt=3)
+    with_content.prompt = [{"role": "user", "content": "secret"}]
+    with_content.completion = "also secret"
+    only_completion = record()
+    only_completion.completion = "answer"
+    no_served = record()
+    no_served.served_model = None
+    bool_tokens = record()
+    bool_tokens.usage.prompt_tokens = True
+    plain = [
+        *scripted(),
+        record(started_at=at("2026-12-01") + 0.1234565, cost_usd=1e-9, status=499, partial=True),
+        record(api_key_id=None, model="", tenant="t" * 300, request_id="r" * 300, prompt=-3, completion=7),
+        record(started_at=0, cost_usd=0.0, status=0),
+        with_content,
+        only_completion,
+        no_served,
+        bool_tokens,
+    ]
+    for name, value in [("status", True), ("served_model", 5), ("shadow", 1), ("partial", "yes")]:
+        rec = record(prompt=2, cost_usd=0.5)
+        setattr(rec, name, value)
+        plain.append(rec)
+    odd = []
+    for name, value in [("cost_usd", float("nan")), ("started_at", float("inf")), ("tenant", Decimal(1))]:
+        rec = record(prompt=2, cost_usd=0.5)
+        setattr(rec, name, value)
+        odd.append(rec)
+    return plain, odd
+
+
+def test_a_record_s_row_is_the_row_of_its_event() -> None:
+    plain, odd = varied_records()
+    for rec in [*plain, *odd]:
+        event = to_event(rec)
+        row = event_row_of(rec)
+        assert row == event_row(event, row.record), rec
+        assert orjson.loads(row.record) == event
+        assert "prompt" not in event
+        assert "completion" not in event
+        expected = {name: value for name, value in asdict(rec).items() if name not in CONTENT_FIELDS}
+        assert event_json(rec) == orjson.dumps(expected, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    # plain values are read from the record; odd ones (which JSON changes) from the JSON
+    assert all(record_row(rec, event_json(rec).decode()) is not None for rec in plain)
+    assert all(record_row(rec, event_json(rec).decode()) is None for rec in odd)
+
+
+async def test_a_batch_half_logged_already_counts_only_its_new_events(database: FlakyDatabase) -> None:
+    first, second, third = (event_row_of(record(prompt=n, request_id=f"half-{n}")) for n in (1, 2, 3))
+    assert await append(database, [second]) == 1
+    assert await append(database, [first, second, third, first]) == 2
+    assert await event_count(database) == 3
+    assert (await report(database))["day"] == [("2026-12-01", 3, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0)]
+    async with database.engine.connect() as connection:
+        query = select(request_events.c.request_id).order_by(request_events.c.seq)
+        assert list((await connection.execute(query)).scalars()) == ["half-2", "half-1", "half-3"]
+
+
+async def test_a_failed_batch_commits_nothing(database: FlakyDatabase) -> None:
+    rows = [event_row_of(record(prompt=n)) for n in (1, 2)]
+    counted = rows[1].increments
+    rows[1].increments = {"no_such_metric": 1}  # fails after the events are inserted, before the commit
+    with pytest.raises(KeyError):
+        await append(database, rows)
+    assert await event_count(database) == 0
+    rows[1].increments = counted
+    assert await append(database, rows) == 2
+    assert (await report(database))["day"] == [("2026-12-01", 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0)]
+
+
+def test_times_are_stored_on_sqlite_as_sqlalchemy_stores_them() -> None:
+    process = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    assert process is not None
+    for moment in (0.0, 1.0000005, at("2026-12-01") + 0.25, -4e10, 253402300799.0):
+        when = datetime.fromtimestamp(moment, UTC)
+        assert sqlite_time(when) == process(when)

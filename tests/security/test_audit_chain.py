@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from interlace.security.audit.chain import (
     entry_hash,
     verify_rows,
 )
-from interlace.security.audit.entry import audit_body
+from interlace.security.audit.entry import audit_body, format_time
 
 KEY = b"k" * 32
 
@@ -146,3 +147,35 @@ def test_any_single_tampering_before_the_tail_is_found(count: int, where: int, h
 
     assert found is not None
     assert found[1] <= at_ + 2
+
+
+def test_entry_times_are_rfc_3339_utc_with_microseconds() -> None:
+    moments = [
+        0.0,
+        1.5,
+        0.0000005,
+        0.0000015,
+        at("2026-11-27", 11) + 0.123456789,
+        253402300799.0,
+        -1e10,
+        -4e10,
+    ]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_time(moment) == expected
+    assert format_time(at("2026-11-27", 11)) == "2026-11-27T11:00:00.000000Z"
+
+
+def test_entry_ids_are_random_hex() -> None:
+    ids = {audit_body(record())["entry_id"] for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(entry_id) == 32 and int(entry_id, 16) >= 0 for entry_id in ids)
+
+
+def test_a_float_is_found_wherever_it_hides() -> None:
+    class Cost(float):
+        pass
+
+    for entry in ({"a": [1, {"b": 0.5}]}, {"a": Cost(1)}, {"a": {"b": [True, None, "x", [2.0]]}}):
+        with pytest.raises(TypeError, match="no floats"):
+            canonical(entry)

@@ -8,15 +8,17 @@ the kind and the first sequence number affected — with and without the HMAC ke
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Text, cast, delete, insert, select, update
 from tests.support.databases import state_database
 from tests.support.events import FlakyDatabase, record
 
-from interlace.security.audit.chain import GENESIS, entry_hash
+from interlace.security.audit.chain import GENESIS, canonical, entry_hash
 from interlace.security.audit.entry import audit_body
 from interlace.security.audit.store import (
     ALL_TENANTS,
@@ -211,3 +213,43 @@ async def test_pages_filter_by_tenant_and_time(database: FlakyDatabase) -> None:
     assert [row.position for row in nobody] == [6]
     window = AuditFilter(tenant=ALL_TENANTS, since=parse_bound("2026-11-21"), until=parse_bound("2026-11-22"))
     assert [row.position async for row in rows(database, window)] == [4, 5]
+
+
+async def test_an_entry_is_stored_as_the_canonical_text_its_hash_covers(
+    database: FlakyDatabase, key: bytes | None
+) -> None:
+    await append_chain(database, bodies(2, tenant="acme", day="2026-11-20"), key)
+
+    async with database.engine.connect() as connection:
+        found = await connection.execute(
+            select(audit_log.c.prev_hash, audit_log.c.hash, cast(audit_log.c.entry, Text)).order_by(
+                audit_log.c.seq
+            )
+        )
+        stored_rows = found.all()
+    for prev_hash, digest, text in stored_rows:
+        assert text.encode() == canonical(orjson.loads(text))
+        assert digest == entry_hash(prev_hash, orjson.loads(text), key)
+    first = await stored(database, 1)
+    moment = first["occurred_at"]  # SQLite gives it back naive (in UTC)
+    assert (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) == datetime(2026, 11, 20, 12, tzinfo=UTC)
+    assert first["request_id"] == first["entry"]["request_id"]
+    assert first["tenant"] == "acme"
+
+
+async def test_a_failed_batch_moves_neither_the_chain_nor_its_head(
+    database: FlakyDatabase, key: bytes | None
+) -> None:
+    await chain(database, key, 2)
+    batch = bodies(3)
+    batch[2]["cost"] = 0.5  # an entry holds no floats: the batch fails after its first two are numbered
+
+    with pytest.raises(TypeError, match="no floats"):
+        await append_chain(database, batch, key)
+
+    result = await verify(database, key)
+    assert result.ok
+    assert (result.head_seq, result.head_hash) == await head(database)
+    assert result.head_seq == 2
+    assert await append_chain(database, batch[:2], key) == 2
+    assert (await verify(database, key)).head_seq == 4

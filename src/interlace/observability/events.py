@@ -34,19 +34,31 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from interlace.observability.observer import RequestObserver
+from interlace.observability.record import RequestRecord
 from interlace.observability.spool import Spool, read_events
-from interlace.store.event_store import GROUP_BY, GroupBy, ReplayResult, UsageRow, append, replay, usage
+from interlace.store.event_store import (
+    GROUP_BY,
+    EventRow,
+    GroupBy,
+    ReplayResult,
+    UsageRow,
+    append,
+    event_row,
+    record_row,
+    replay,
+    usage,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from interlace.observability.record import RequestRecord
     from interlace.store.database import Database
 
 __all__ = [
@@ -58,6 +70,8 @@ __all__ = [
     "ReplayResult",
     "UsageRow",
     "default_spool_dir",
+    "event_json",
+    "event_row_of",
     "replay",
     "to_event",
     "usage",
@@ -82,12 +96,35 @@ The log is append-only and kept for billing, so it must not hold what a user wro
 """
 
 
+_CONTENT_NULL = b',"prompt":null,"completion":null'
+"""The content fields of a record captured without content, as orjson writes them."""
+_EVENT_FIELDS = tuple(name for name in RequestRecord.__dataclass_fields__ if name not in CONTENT_FIELDS)
+_event_values = attrgetter(*_EVENT_FIELDS)
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def event_json(record: RequestRecord) -> bytes:
+    """The record as the JSON the log stores, without its content (NaN, infinities → ``null``)."""
+    if record.prompt is None and record.completion is None:
+        data = orjson.dumps(record, default=repr, option=_JSON_OPTIONS)
+        # the fields after them are strings (or null), so the last match is the record's own pair
+        cut = data.rfind(_CONTENT_NULL)
+        if cut >= 0:
+            return data[:cut] + data[cut + len(_CONTENT_NULL) :]
+    event = dict(zip(_EVENT_FIELDS, _event_values(record), strict=True))
+    return orjson.dumps(event, default=repr, option=_JSON_OPTIONS)
+
+
 def to_event(record: RequestRecord) -> dict[str, Any]:
     """The record as the JSON object the log stores, without its content (NaN, infinities → ``null``)."""
-    event: dict[str, Any] = orjson.loads(orjson.dumps(record, default=repr, option=orjson.OPT_NON_STR_KEYS))
-    for name in CONTENT_FIELDS:
-        event.pop(name, None)
+    event: dict[str, Any] = orjson.loads(event_json(record))
     return event
+
+
+def event_row_of(record: RequestRecord) -> EventRow:
+    """The record as a row of the log: ``event_row(to_event(record))``, without reading the JSON back."""
+    text = event_json(record).decode()
+    return record_row(record, text) or event_row(orjson.loads(text), text)
 
 
 @dataclass(slots=True)
@@ -134,7 +171,7 @@ class EventLog(RequestObserver):
         self._retry_for = retry_for
         self._clock = clock
         self._queue: deque[RequestRecord] = deque()
-        self._inflight: list[dict[str, Any]] = []
+        self._inflight: list[EventRow] = []
         self._wake = asyncio.Event()
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -154,7 +191,7 @@ class EventLog(RequestObserver):
         try:
             self.stats.observed += 1
             if self._closed or len(self._queue) >= self._max_queue:
-                self._spool.append([to_event(record)])
+                self._spool.append_encoded([event_json(record)])
                 self.stats.spilled += 1
                 if self._closed:  # nobody will close the file later: leave it to a replayer now
                     self._spool.close()
@@ -217,21 +254,22 @@ class EventLog(RequestObserver):
 
     def _spill_all(self) -> None:
         """Spool the batch being written and everything queued (cancellation, a crash, closing)."""
-        events = self._inflight + [to_event(record) for record in self._queue]
+        lines = [row.record.encode() for row in self._inflight]
+        lines += [event_json(record) for record in self._queue]
         self._inflight = []
         self._queue.clear()
-        if events:
-            self.stats.spooled += self._spool.append(events)
+        if lines:
+            self.stats.spooled += self._spool.append_encoded(lines)
 
     async def _drain(self) -> None:
         async with self._writing:  # the background task and flush() never write the same batch
             while self._queue:
                 count = min(self._batch_size, len(self._queue))
-                self._inflight = [to_event(self._queue.popleft()) for _ in range(count)]
+                self._inflight = [event_row_of(self._queue.popleft()) for _ in range(count)]
                 await self._deliver(self._inflight)
                 self._inflight = []
 
-    async def _deliver(self, events: list[dict[str, Any]]) -> None:
+    async def _deliver(self, events: list[EventRow]) -> None:
         """Write a batch, retrying with backoff while the database is thought up; else spool it."""
         if self._healthy or self._clock() >= self._next_probe:
             deadline = self._clock() + (self._retry_for if self._healthy else 0.0)
@@ -253,7 +291,7 @@ class EventLog(RequestObserver):
                     log.warning("event log: the database is back; replaying the spool")
                     await self.recover_spool()
                 return
-        self.stats.spooled += self._spool.append(events)
+        self.stats.spooled += self._spool.append_encoded(event.record.encode() for event in events)
 
     def _mark_down(self, exc: Exception) -> None:
         self.stats.failures += 1
@@ -278,7 +316,7 @@ class EventLog(RequestObserver):
         try:
             while files:
                 claimed = files[0]
-                events = await asyncio.to_thread(read_events, claimed)
+                events = [event_row(event) for event in await asyncio.to_thread(read_events, claimed)]
                 for first in range(0, len(events), self._batch_size):
                     chunk = events[first : first + self._batch_size]
                     self._count(len(chunk), await append(self._database, chunk))

@@ -45,10 +45,15 @@ class Spool:
 
     def append(self, events: Iterable[dict[str, Any]]) -> int:
         """Append events (one JSON object a line) and flush them to the OS; returns how many."""
+        return self.append_encoded(orjson.dumps(event) for event in events)
+
+    def append_encoded(self, events: Iterable[bytes]) -> int:
+        """Append events already encoded (each one JSON object) and flush them; returns how many."""
         handle = self._handle or self._open()
         count = 0
         for event in events:
-            handle.write(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
+            handle.write(event)
+            handle.write(b"\n")
             count += 1
         handle.flush()
         if self.fsync:

@@ -5,39 +5,50 @@ function, :func:`project`, turns events into read-model increments whether they 
 (:func:`append`, which writes the events and their increments in one transaction) or from the log
 (:func:`replay`, which recomputes ``usage_daily`` from ``request_events``), so both give the same rows.
 
+:func:`append` takes :class:`EventRow` s: each event's columns, its JSON text and its increments,
+computed once (by :func:`event_row` from a dict, or by the event log straight from a record). It
+writes them with plain SQL per dialect through the driver (:mod:`interlace.store.event_sql`,
+:mod:`interlace.store.direct`), so a batch costs one statement for the events and one for the read
+model.
+
 Upserts use the dialect's ``INSERT … ON CONFLICT``: SQLite and Postgres are supported.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+import orjson
 from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from interlace.observability.cost import nanos_to_usd, usd_to_nanos
-from interlace.store.events_tables import USAGE_KEYS, USAGE_METRICS, request_events, usage_daily
+from interlace.observability.record import Usage
+from interlace.store.direct import transaction
+from interlace.store.event_sql import add_usage, insert_events, usage_params, usage_upsert
+from interlace.store.events_tables import USAGE_METRICS, request_events, usage_daily
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from sqlalchemy import Table
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
+    from interlace.observability.record import RequestRecord
     from interlace.store.database import Database
 
 __all__ = [
     "GROUP_BY",
+    "EventRow",
     "GroupBy",
     "ReplayResult",
     "UsageKey",
     "UsageRow",
     "aggregate",
     "append",
+    "event_row",
     "project",
+    "record_row",
     "replay",
     "usage",
 ]
@@ -59,6 +70,10 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _moment(event: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(event.get("started_at") or 0.0), UTC)
+
+
 def project(event: dict[str, Any]) -> tuple[UsageKey, dict[str, int]]:
     """The read-model row an event counts in and what it adds to it.
 
@@ -66,10 +81,14 @@ def project(event: dict[str, Any]) -> tuple[UsageKey, dict[str, int]]:
     asked for). Errors are statuses of 400 and above. A shadow call adds only to ``shadow_requests``
     and ``shadow_cost_nanos``: it is never billed to the caller.
     """
-    day = datetime.fromtimestamp(float(event.get("started_at") or 0.0), UTC).date()
+    return _project(event, _moment(event).date())
+
+
+def _project(event: dict[str, Any], day: date) -> tuple[UsageKey, dict[str, int]]:
     model = _text(event.get("served_model")) or _text(event.get("requested_model"))
     key = (day, _text(event.get("tenant")), _text(event.get("api_key_id")), model)
-    nanos = usd_to_nanos(float(event.get("cost_usd") or 0.0))
+    cost = float(event.get("cost_usd") or 0.0)
+    nanos = usd_to_nanos(cost) if cost else 0
     if event.get("shadow"):
         return key, {"shadow_requests": 1, "shadow_cost_nanos": nanos}
     tokens = event.get("usage") or {}
@@ -92,70 +111,148 @@ def aggregate(
     """Sum the projections of ``events`` per read-model row (into ``into`` when given)."""
     totals = {} if into is None else into
     for event in events:
-        key, increments = project(event)
-        row = totals.get(key)
-        if row is None:
-            row = totals[key] = dict.fromkeys(USAGE_METRICS, 0)
-        for name, value in increments.items():
-            row[name] += value
+        _add(totals, *project(event))
     return totals
 
 
-def _insert(connection: AsyncConnection, table: Table) -> sqlite.Insert | postgresql.Insert:
-    name = connection.dialect.name
-    if name == "sqlite":
-        return sqlite.insert(table)
-    if name == "postgresql":
-        return postgresql.insert(table)
-    msg = f"the event log supports SQLite and Postgres, not {name}"
-    raise NotImplementedError(msg)
+def _add(totals: dict[UsageKey, dict[str, int]], key: UsageKey, increments: dict[str, int]) -> None:
+    row = totals.get(key)
+    if row is None:
+        row = totals[key] = dict.fromkeys(USAGE_METRICS, 0)
+    for name, value in increments.items():
+        row[name] += value
 
 
-def _event_row(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "request_id": _text(event["request_id"]),
-        "shadow": bool(event.get("shadow")),
-        "occurred_at": datetime.fromtimestamp(float(event.get("started_at") or 0.0), UTC),
-        "tenant": _text(event.get("tenant")) or None,
-        "api_key_id": _text(event.get("api_key_id")) or None,
-        "model": _text(event.get("served_model")) or _text(event.get("requested_model")) or None,
-        "status": int(event.get("status") or 0),
-        "record": event,
-    }
+@dataclass(slots=True)
+class EventRow:
+    """An event ready to append: its columns, its JSON text and what it adds to the read model."""
+
+    request_id: str
+    shadow: bool
+    occurred_at: datetime
+    """When the request arrived (UTC)."""
+    tenant: str | None
+    api_key_id: str | None
+    model: str | None
+    status: int
+    record: str
+    """The event as JSON text, stored as it is."""
+    usage_key: UsageKey
+    increments: dict[str, int]
+    """What the event adds to the ``usage_key`` row of the read model (:func:`project`)."""
 
 
-async def _add_usage(connection: AsyncConnection, totals: dict[UsageKey, dict[str, int]]) -> None:
-    if not totals:
-        return
-    statement = _insert(connection, usage_daily)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(USAGE_KEYS),
-        set_={name: usage_daily.c[name] + statement.excluded[name] for name in USAGE_METRICS},
+def event_row(event: dict[str, Any], record: str | None = None) -> EventRow:
+    """The row of an event; ``record`` is its JSON text when the caller has it already."""
+    moment = _moment(event)
+    key, increments = _project(event, moment.date())
+    _, tenant, api_key_id, model = key
+    return EventRow(
+        request_id=_text(event["request_id"]),
+        shadow=bool(event.get("shadow")),
+        occurred_at=moment,
+        tenant=tenant or None,
+        api_key_id=api_key_id or None,
+        model=model or None,
+        status=int(event.get("status") or 0),
+        record=orjson.dumps(event).decode() if record is None else record,
+        usage_key=key,
+        increments=increments,
     )
-    rows = [dict(zip(USAGE_KEYS, key, strict=True)) | metrics for key, metrics in totals.items()]
-    await connection.execute(statement, rows)
 
 
-async def append(database: Database, events: Sequence[dict[str, Any]]) -> int:
+_PLAIN: Final = frozenset({str, int, bool, float, type(None)})
+"""Types JSON gives back as they were (floats when finite)."""
+
+
+def _finite(value: Any) -> bool:
+    return type(value) is not float or math.isfinite(value)
+
+
+def _count(value: int | bool) -> int:
+    """:func:`_int` of a plain value."""
+    return value if type(value) is int and value > 0 else 0
+
+
+def record_row(record: RequestRecord, text: str) -> EventRow | None:
+    """:func:`event_row` of ``record``'s event (``text``), read from the record without parsing ``text``.
+
+    Returns ``None`` when a field it reads is not a plain JSON value — a NaN, an object JSON writes as
+    its ``repr`` … — which JSON would change: then ``event_row(orjson.loads(text), text)`` is the row.
+    """
+    usage = record.usage
+    started, cost = record.started_at, record.cost_usd
+    texts = (record.request_id, record.tenant, record.api_key_id, record.served_model, record.requested_model)
+    if type(usage) is not Usage:
+        return None
+    values = (
+        *texts,
+        started,
+        cost,
+        record.shadow,
+        record.partial,
+        record.status,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        usage.estimated,
+    )
+    if not {type(value) for value in values} <= _PLAIN or not (_finite(started) and _finite(cost)):
+        return None
+    request_id, tenant, api_key_id, served, requested = [
+        v[:_KEY_LENGTH] if type(v) is str else "" for v in texts
+    ]
+    moment = datetime.fromtimestamp(float(started or 0.0), UTC)
+    model = served or requested
+    key = (moment.date(), tenant, api_key_id, model)
+    nanos = usd_to_nanos(float(cost)) if cost else 0
+    status = int(record.status or 0)
+    if record.shadow:
+        increments = {"shadow_requests": 1, "shadow_cost_nanos": nanos}
+    else:
+        increments = {
+            "requests": 1,
+            "errors": int(status >= 400),  # noqa: PLR2004 - as in project()
+            "partial": int(bool(record.partial)),
+            "estimated": int(bool(usage.estimated)),
+            "prompt_tokens": _count(usage.prompt_tokens),
+            "completion_tokens": _count(usage.completion_tokens),
+            "cached_tokens": _count(usage.cached_tokens),
+            "reasoning_tokens": _count(usage.reasoning_tokens),
+            "cost_nanos": nanos,
+        }
+    return EventRow(
+        request_id=request_id,
+        shadow=bool(record.shadow),
+        occurred_at=moment,
+        tenant=tenant or None,
+        api_key_id=api_key_id or None,
+        model=model or None,
+        status=status,
+        record=text,
+        usage_key=key,
+        increments=increments,
+    )
+
+
+async def append(database: Database, events: Sequence[EventRow]) -> int:
     """Append events and add them to the read model, in one transaction; returns how many were new.
 
-    An event whose ``(request_id, shadow)`` is already logged is skipped and not counted again.
+    An event whose ``(request_id, shadow)`` is already logged (or repeated in the batch) is skipped and
+    not counted again.
     """
-    rows: dict[tuple[str, bool], dict[str, Any]] = {}
+    rows: dict[tuple[str, bool], EventRow] = {}
     for event in events:
-        row = _event_row(event)
-        rows.setdefault((row["request_id"], row["shadow"]), row)
+        rows.setdefault((event.request_id, event.shadow), event)
     if not rows:
         return 0
-    async with database.engine.begin() as connection:
-        statement = (
-            _insert(connection, request_events)
-            .on_conflict_do_nothing(index_elements=["request_id", "shadow"])
-            .returning(request_events.c.request_id, request_events.c.shadow)
-        )
-        result = await connection.execute(statement, list(rows.values()))
-        fresh = [rows[(request_id, shadow)]["record"] for request_id, shadow in result]
-        await _add_usage(connection, aggregate(fresh))
+    async with transaction(database) as sql:
+        fresh = await insert_events(sql, list(rows.values()))
+        totals: dict[UsageKey, dict[str, int]] = {}
+        for row in fresh:
+            _add(totals, row.usage_key, row.increments)
+        await add_usage(sql, totals)
     return len(fresh)
 
 
@@ -200,7 +297,9 @@ async def replay(
             last, done = batch[-1][0], done + len(batch)
             if progress is not None:
                 progress(done, max(total, done))
-        await _add_usage(connection, totals)
+        if totals:
+            sqlite = connection.dialect.name == "sqlite"
+            await connection.exec_driver_sql(usage_upsert(sqlite=sqlite), usage_params(totals, sqlite=sqlite))
     return ReplayResult(events=done, rows=len(totals), duration_s=time.perf_counter() - began)
 
 

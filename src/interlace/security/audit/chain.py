@@ -51,6 +51,7 @@ __all__ = [
     "canonical",
     "content_digest",
     "entry_hash",
+    "link_hash",
     "verify_rows",
 ]
 
@@ -66,6 +67,10 @@ _WINDOW = 4096
 """Recent hashes remembered to recognise an inserted run of entries."""
 
 
+_LEAVES: Final = frozenset({str, int, bool, type(None)})
+"""Types that hold no float (exactly these: a subclass is looked into)."""
+
+
 def canonical(entry: dict[str, Any]) -> bytes:
     """The entry as canonical JSON: sorted keys, no whitespace, UTF-8; a float is a ``TypeError``."""
     _reject_floats(entry)
@@ -77,18 +82,26 @@ def _reject_floats(value: Any) -> None:
         msg = f"an audit entry holds no floats (got {value!r}): write integers or strings"
         raise TypeError(msg)
     if isinstance(value, dict):
-        for item in value.values():
-            _reject_floats(item)
+        items: Iterable[Any] = value.values()
     elif isinstance(value, list):
-        for item in value:
+        items = value
+    else:
+        return
+    for item in items:
+        if type(item) not in _LEAVES:
             _reject_floats(item)
 
 
 def entry_hash(prev_hash: str, entry: dict[str, Any], key: bytes | None) -> str:
     """``H(prev_hash ‖ canonical(entry))`` as hex: HMAC-SHA256 with ``key``, else SHA-256."""
-    message = prev_hash.encode("ascii") + canonical(entry)
+    return link_hash(prev_hash, canonical(entry), key)
+
+
+def link_hash(prev_hash: str, canonical_entry: bytes, key: bytes | None) -> str:
+    """``H(prev_hash ‖ canonical_entry)`` as hex, for an entry already in its canonical form."""
+    message = prev_hash.encode("ascii") + canonical_entry
     if key is not None:
-        return hmac.new(key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(key, message, "sha256").hex()
     return hashlib.sha256(message).hexdigest()
 
 

@@ -10,15 +10,16 @@ whole nano-dollars, duration in milliseconds). Content follows ``audit.content``
 * ``full``: ``prompt`` (the messages or inputs as sorted-key JSON text) and ``completion``;
 * ``none``: no content at all.
 
-Every body gets an ``entry_id`` of its own: the writer skips one it already appended, so replaying a
-spool twice never logs a request twice (request ids come from clients and need not be unique).
+Every body gets an ``entry_id`` of its own (32 random hex digits): the writer skips one it already
+appended, so replaying a spool twice never logs a request twice (request ids come from clients and
+need not be unique).
 The body has no floats (see :func:`interlace.security.audit.chain.canonical`); ``seq`` and ``alg``
 are added when it is chained.
 """
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +38,10 @@ ContentMode = Literal["hash", "full", "none"]
 
 def format_time(timestamp: float) -> str:
     """``time.time()`` as RFC 3339 UTC with microseconds: ``2026-11-27T11:11:01.123456Z``."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    if moment.year < 1000:  # noqa: PLR2004 - isoformat pads the year, strftime does not
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def _int(value: Any) -> int:
@@ -48,7 +52,7 @@ def audit_body(record: RequestRecord, content: ContentMode = "hash") -> dict[str
     """The record as an audit entry body (not yet chained: no ``seq``, ``alg``)."""
     kind = record.principal_kind or ("key" if record.api_key_id else "anonymous")
     body: dict[str, Any] = {
-        "entry_id": uuid.uuid4().hex,
+        "entry_id": os.urandom(16).hex(),
         "time": format_time(float(record.started_at)),
         "request_id": record.request_id,
         "trace_id": record.trace_id,
@@ -69,7 +73,7 @@ def audit_body(record: RequestRecord, content: ContentMode = "hash") -> dict[str
         "prompt_tokens": _int(record.usage.prompt_tokens),
         "completion_tokens": _int(record.usage.completion_tokens),
         "tokens_estimated": bool(record.usage.estimated),
-        "cost_nanos": usd_to_nanos(float(record.cost_usd or 0.0)),
+        "cost_nanos": usd_to_nanos(float(record.cost_usd)) if record.cost_usd else 0,
         "duration_ms": round(float(record.duration_s) * 1000),
         "stream": bool(record.stream),
         "partial": bool(record.partial),

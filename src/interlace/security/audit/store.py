@@ -3,7 +3,8 @@
 :func:`append_chain` is the only writer. In one transaction it locks the chain head (``SELECT … FOR
 UPDATE`` on Postgres; on SQLite a no-op ``UPDATE`` of the head row takes the database's write lock
 first), skips bodies whose ``entry_id`` is already logged, numbers and hashes the rest after the head,
-inserts them and moves the head. Gateways sharing one Postgres therefore append one linear chain.
+inserts them and moves the head (plain SQL per dialect: :mod:`interlace.security.audit.chain_sql`).
+Gateways sharing one Postgres therefore append one linear chain.
 
 Reading: :func:`rows` (in chain order, filtered by tenant and time, page by page underneath),
 :func:`page` (one page for ``GET /v1/audit``), :func:`verify` (the whole chain, against the head row)
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from interlace.security.audit.chain import (
     ALG_HMAC,
@@ -25,15 +26,17 @@ from interlace.security.audit.chain import (
     ChainRow,
     ChainVerifier,
     Verification,
-    entry_hash,
+    canonical,
+    link_hash,
 )
+from interlace.security.audit.chain_sql import EntryRow, insert_entries, known_entries, lock_head, move_head
 from interlace.store.audit_tables import HEAD_ID, audit_head, audit_log
+from interlace.store.direct import transaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from sqlalchemy import Select
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from interlace.store.database import Database
 
@@ -94,61 +97,45 @@ def _occurred_at(body: dict[str, Any]) -> datetime:
         return datetime.now(UTC)
 
 
-async def _lock_head(connection: AsyncConnection) -> tuple[int, str]:
-    where = audit_head.c.id == HEAD_ID
-    query = select(audit_head.c.seq, audit_head.c.hash).where(where)
-    if connection.dialect.name == "sqlite":  # take the write lock before reading the head
-        await connection.execute(update(audit_head).where(where).values(seq=audit_head.c.seq))
-    else:
-        query = query.with_for_update()
-    seq, digest = (await connection.execute(query)).one()
-    return int(seq), str(digest)
-
-
 async def append_chain(database: Database, bodies: Sequence[dict[str, Any]], key: bytes | None) -> int:
     """Chain ``bodies`` after the head, in order, in one transaction; returns how many were new.
 
     Each body needs a string ``entry_id``; one already logged (or repeated in the batch) is skipped.
-    Entries are chained with HMAC-SHA256 when ``key`` is given, plain SHA-256 otherwise.
+    Entries are chained with HMAC-SHA256 when ``key`` is given, plain SHA-256 otherwise; each is stored
+    as the canonical JSON its hash covers.
     """
     if not bodies:
         return 0
     alg = ALG_HMAC if key is not None else ALG_SHA256
-    async with database.engine.begin() as connection:
-        seq, prev = await _lock_head(connection)
-        ids = [str(body["entry_id"]) for body in bodies]
-        known = set(
-            (await connection.execute(select(audit_log.c.entry_id).where(audit_log.c.entry_id.in_(ids))))
-            .scalars()
-            .all()
-        )
-        values: list[dict[str, Any]] = []
+    async with transaction(database) as sql:
+        seq, prev = await lock_head(sql)
+        known = await known_entries(sql, [str(body["entry_id"]) for body in bodies])
+        values: list[EntryRow] = []
         for body in bodies:
-            if body["entry_id"] in known:
+            entry_id = body["entry_id"]
+            if entry_id in known:
                 continue
-            known.add(body["entry_id"])
+            known.add(entry_id)
             seq += 1
-            entry = {**body, "seq": seq, "alg": alg}
-            digest = entry_hash(prev, entry, key)
+            text = canonical({**body, "seq": seq, "alg": alg})
+            digest = link_hash(prev, text, key)
             tenant = body.get("tenant")
             values.append(
-                {
-                    "seq": seq,
-                    "entry_id": body["entry_id"],
-                    "occurred_at": _occurred_at(body),
-                    "tenant": tenant[:_KEY_LENGTH] if isinstance(tenant, str) else None,
-                    "request_id": str(body.get("request_id") or "")[:_KEY_LENGTH],
-                    "prev_hash": prev,
-                    "hash": digest,
-                    "entry": entry,
-                }
+                (
+                    seq,
+                    entry_id,
+                    _occurred_at(body),
+                    tenant[:_KEY_LENGTH] if isinstance(tenant, str) else None,
+                    str(body.get("request_id") or "")[:_KEY_LENGTH],
+                    prev,
+                    digest,
+                    text.decode(),
+                )
             )
             prev = digest
         if values:
-            await connection.execute(insert(audit_log), values)
-            await connection.execute(
-                update(audit_head).where(audit_head.c.id == HEAD_ID).values(seq=seq, hash=prev)
-            )
+            await insert_entries(sql, values)
+            await move_head(sql, seq, prev)
     return len(values)
 
 
