@@ -12,11 +12,6 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from interlace.core.errors import ConfigError
 from interlace.functions.runner import FunctionRunner
 from interlace.jobs.system import JobSystem
@@ -31,13 +26,11 @@ from interlace.resilience.breaker_store import MemoryBreakerStore, RedisBreakerS
 from interlace.routing.deployment import Deployment, ModelRoute
 from interlace.routing.router import Router
 from interlace.routing.rules import TrafficRules
-from interlace.routing.shadow import ShadowMirror
 from interlace.routing.strategies import build_strategy
 from interlace.security.audit.writer import AuditWriter, default_audit_spool_dir
 from interlace.security.authn import Authenticator
 from interlace.security.gate import Gate
 from interlace.security.keys import KeyCache, KeyStore
-from interlace.security.oidc import OidcVerifier
 from interlace.security.pii import PiiPolicy
 from interlace.security.quotas import Quotas
 from interlace.security.residency import ResidencyPolicy
@@ -46,13 +39,16 @@ from interlace.store.shadow import ShadowRecorder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
+    from redis.asyncio import Redis
 
-    from interlace.config.schema import Config, ModelConfig
+    from interlace.config.schema import Config, ModelConfig, RedisConfig
     from interlace.core.provider import Provider
     from interlace.providers.local import SentenceEncoder
     from interlace.providers.registry import EncoderSource
     from interlace.resilience.breaker_store import BreakerStore
+    from interlace.routing.shadow import ShadowMirror
     from interlace.security.authn import TokenVerifier
+    from interlace.security.oidc import OidcVerifier
 
 __all__ = ["Runtime", "build_routes"]
 
@@ -110,14 +106,7 @@ class Runtime:
             )
             self.observers.add(self.audit)
         # --- end audit ---
-        self.redis: Redis | None = (
-            # one quick retry at most: shared state is advisory, a dead Redis must not slow requests
-            Redis.from_url(
-                config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
-            )
-            if config.redis is not None
-            else None
-        )
+        self.redis: Redis | None = _redis_client(config.redis) if config.redis is not None else None
         store: BreakerStore = (
             RedisBreakerStore(self.redis, prefix=config.redis.prefix)
             if self.redis is not None and config.redis is not None
@@ -149,6 +138,8 @@ class Runtime:
         # shadow traffic: only when a model mirrors to a candidate, so the router's check stays one None test
         self.shadow: ShadowMirror | None = None
         if any(model.shadow is not None for model in config.models.values()):
+            from interlace.routing.shadow import ShadowMirror  # noqa: PLC0415 - only when a model mirrors
+
             self.shadow = ShadowMirror(
                 routes, self.router.attempts, rng=self.rng, recorder=ShadowRecorder(self.database)
             )
@@ -241,7 +232,11 @@ class Runtime:
         """The bearer-JWT verifier of ``auth.oidc`` (:mod:`interlace.security.oidc`), if configured."""
         # --- oidc wiring point: kept as self.oidc, started and closed with the runtime ---
         oidc = self.config.auth.oidc
-        self.oidc: OidcVerifier | None = OidcVerifier(oidc) if oidc is not None else None
+        self.oidc: OidcVerifier | None = None
+        if oidc is not None:
+            from interlace.security.oidc import OidcVerifier  # noqa: PLC0415 - PyJWT only with OIDC
+
+            self.oidc = OidcVerifier(oidc)
         return self.oidc
 
     def readiness_details(self) -> dict[str, object]:
@@ -256,6 +251,8 @@ class Runtime:
     async def readiness(self) -> dict[str, bool]:
         checks = {"config": True, "database": await self.database.ping()}
         if self.redis is not None:
+            from redis.exceptions import RedisError  # noqa: PLC0415 - loaded with the client
+
             try:
                 checks["redis"] = bool(await self.redis.ping())
             except RedisError:
@@ -265,6 +262,18 @@ class Runtime:
         if self.key_cache is not None:  # a snapshot to verify keys with (kept when the database fails)
             checks["api_keys"] = self.key_cache.loaded
         return checks
+
+
+def _redis_client(config: RedisConfig) -> Redis:
+    """The shared-state client of ``redis:`` (the library is imported only when it is configured)."""
+    from redis.asyncio import Redis  # noqa: PLC0415
+    from redis.asyncio.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+
+    # one quick retry at most: shared state is advisory, a dead Redis must not slow requests
+    return Redis.from_url(
+        config.url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
+    )
 
 
 def build_routes(config: Config, *, rng: random.Random, encoders: EncoderSource) -> dict[str, ModelRoute]:

@@ -27,21 +27,13 @@ from rich.console import Console
 from interlace.cli.options import ConfigOption, fail, load_settings
 from interlace.cli.usage import database_for
 from interlace.core.errors import ConfigError
-from interlace.security.audit.chain import ChainProblem, ChainRow, ChainVerifier, Verification
-from interlace.security.audit.store import (
-    ALL_TENANTS,
-    AuditFilter,
-    export_line,
-    line_row,
-    parse_bound,
-    rows,
-    verify,
-)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from interlace.config.schema import Config
+    from interlace.security.audit.chain import ChainRow, Verification
+    from interlace.security.audit.store import AuditFilter
 
 __all__ = ["audit_app"]
 
@@ -105,6 +97,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Write audit entries as JSON lines, with their chain fields (verify with `audit verify --file`)."""
+    from interlace.security.audit.store import ALL_TENANTS, AuditFilter  # noqa: PLC0415 - SQLAlchemy
+
     try:
         where = AuditFilter(
             tenant=tenant if tenant is not None else ALL_TENANTS,
@@ -126,6 +120,8 @@ def export_command(
 
 
 def _bound(option: str, value: str | None, *, end: bool = False) -> datetime | None:
+    from interlace.security.audit.store import parse_bound  # noqa: PLC0415
+
     if value is None:
         return None
     try:
@@ -142,6 +138,8 @@ def _parse_anchor(value: str) -> _Anchor:
 
 
 async def _export(settings: Config, where: AuditFilter, sink: IO[bytes]) -> int:
+    from interlace.security.audit.store import export_line, rows  # noqa: PLC0415
+
     database = database_for(settings)
     await database.start()
     count = 0
@@ -155,6 +153,8 @@ async def _export(settings: Config, where: AuditFilter, sink: IO[bytes]) -> int:
 
 
 async def _verify_database(settings: Config, key: bytes | None, anchor: _Anchor | None) -> Verification:
+    from interlace.security.audit.store import rows, verify  # noqa: PLC0415
+
     database = database_for(settings)
     await database.start()
     try:
@@ -171,6 +171,8 @@ async def _verify_database(settings: Config, key: bytes | None, anchor: _Anchor 
 
 
 def _verify_file(path: Path, key: bytes | None, *, subset: bool, anchor: _Anchor | None) -> Verification:
+    from interlace.security.audit.chain import ChainProblem, ChainVerifier, Verification  # noqa: PLC0415
+
     verifier = ChainVerifier(key, start=None, subset=subset)
     found: str | None = None
     unreadable: int | None = None
@@ -196,6 +198,8 @@ def _verify_file(path: Path, key: bytes | None, *, subset: bool, anchor: _Anchor
 
 
 def _parse_line(line: bytes) -> ChainRow | None:
+    from interlace.security.audit.store import line_row  # noqa: PLC0415
+
     try:
         value: Any = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -204,6 +208,8 @@ def _parse_line(line: bytes) -> ChainRow | None:
 
 
 def _against_anchor(result: Verification, anchor: _Anchor, found: str | None) -> Verification:
+    from interlace.security.audit.chain import ChainProblem, Verification  # noqa: PLC0415
+
     problem: ChainProblem | None = None
     if found is None:
         problem = ChainProblem(

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from interlace.cli.usage import ConfigOption, database_for, load_settings
 from interlace.core.errors import ConfigError
-from interlace.observability.events import EventLog, ReplayResult, default_spool_dir, replay
 
 if TYPE_CHECKING:
     from interlace.config.schema import Config
+    from interlace.observability.events import ReplayResult
 
 __all__ = ["events_app", "replay_command"]
 
@@ -47,6 +46,16 @@ def replay_command(config: ConfigOption = None) -> None:
 
 
 async def _replay(settings: Config, console: Console) -> tuple[int, ReplayResult]:
+    from rich.progress import (  # noqa: PLC0415 - what the command needs, only when it runs
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from interlace.observability.events import EventLog, default_spool_dir, replay  # noqa: PLC0415
+
     database = database_for(settings)
     await database.start()
     try:

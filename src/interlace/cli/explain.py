@@ -17,22 +17,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from interlace.cli.options import ConfigOption, fail, load_settings
 from interlace.core.errors import ConfigError, ModelNotFound, RequestError
-from interlace.resilience.retry import parse_deadline_header
-from interlace.routing.rules import RequestFacts, TrafficRules
-from interlace.routing.strategies import parse_tags_header
-from interlace.runtime import build_routes
-from interlace.security.residency import ResidencyPolicy, ResidencyRule
 
 if TYPE_CHECKING:
     from collections.abc import ItemsView, Mapping
 
+    from rich.table import Table
+
     from interlace.config.schema import Config, ModelConfig
     from interlace.providers.local import SentenceEncoder
     from interlace.routing.deployment import Deployment, ModelRoute
+    from interlace.routing.rules import RequestFacts
+    from interlace.security.residency import ResidencyRule
 
 __all__ = ["explain_request", "route_app"]
 
@@ -68,6 +66,8 @@ def explain(
     tenant: Annotated[str | None, typer.Option(help="The caller's tenant.")] = None,
 ) -> None:
     """Explain how a request for MODEL would be routed: rules, deployments, policies, chains."""
+    from interlace.routing.rules import RequestFacts  # noqa: PLC0415 - routing only when it runs
+
     try:
         settings = load_settings(config)
         headers = {name.lower(): value for name, value in _pairs(header or [], "--header").items()}
@@ -100,6 +100,12 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
 
 def explain_request(config: Config, facts: RequestFacts, *, tags: str | None, console: Console) -> ModelRoute:
     """Print how ``facts`` would be routed under ``config``; the route that would serve it."""
+    from interlace.resilience.retry import parse_deadline_header  # noqa: PLC0415 - the gateway's parts
+    from interlace.routing.rules import TrafficRules  # noqa: PLC0415
+    from interlace.routing.strategies import parse_tags_header  # noqa: PLC0415
+    from interlace.runtime import build_routes  # noqa: PLC0415
+    from interlace.security.residency import ResidencyPolicy  # noqa: PLC0415
+
     rng = random.Random()  # noqa: S311 - the same draws the gateway would make, not security
 
     def encoders(model: str) -> SentenceEncoder:
@@ -157,6 +163,8 @@ def _print_model(console: Console, route: ModelRoute, required: Mapping[str, str
 
 
 def _deployments(route: ModelRoute, required: Mapping[str, str], residency: ResidencyRule | None) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title=f"deployments of {route.alias}, in the strategy's order")
     for column in (
         "#",

@@ -17,11 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from interlace.cli.options import ConfigOption, fail, load_settings
 from interlace.core.errors import ConfigError
-from interlace.observability.logs import configure_logging
 
 if TYPE_CHECKING:
     from interlace.config.schema import Config
@@ -52,6 +50,8 @@ def _sinks(flow: object) -> str:
 @flow_app.command("list")
 def list_flows(config: ConfigOption = None) -> None:
     """The flows of the configuration: source, steps and sinks."""
+    from rich.table import Table  # noqa: PLC0415 - what the command needs, only when it runs
+
     settings = _settings(config)
     table = Table("flow", "source", "steps", "sinks", "max in flight", "ordering")
     for name, flow in settings.flows.items():
@@ -79,6 +79,8 @@ def validate(config: ConfigOption = None) -> None:
 @flow_app.command()
 def status(config: ConfigOption = None) -> None:
     """What each flow process last reported: counters, lag and dead letters."""
+    from rich.table import Table  # noqa: PLC0415
+
     settings = _settings(config)
     try:
         rows, dead = asyncio.run(_read_status(settings))
@@ -138,6 +140,8 @@ def run(
     ] = None,
 ) -> None:
     """Run flows until SIGTERM or Ctrl-C; in-flight messages are drained before exit."""
+    from interlace.observability.logs import configure_logging  # noqa: PLC0415
+
     settings = _settings(config)
     chosen = list(settings.flows) if run_all or not names else names
     worker = settings.jobs.worker.model_copy(update={"enabled": False})  # flows only: no job worker here

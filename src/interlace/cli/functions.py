@@ -18,23 +18,15 @@ from pathlib import Path  # noqa: TC003 - typer reads the annotations at run tim
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from interlace.cli.options import ConfigOption, fail, load_settings
-from interlace.config.functions import FunctionCase
 from interlace.core.errors import ConfigError, InterlaceError, ModelNotFound
-from interlace.functions.evaluation import EvaluationSummary, run_cases
-from interlace.functions.registry import FunctionRegistry
-from interlace.functions.runner import FunctionRunner
 
 if TYPE_CHECKING:
+    from interlace.config.functions import FunctionCase
     from interlace.config.schema import Config
-    from interlace.functions.evaluation import CaseOutcome
+    from interlace.functions.evaluation import CaseOutcome, EvaluationSummary
 
 __all__ = ["functions_app", "render_summary"]
 
@@ -57,6 +49,10 @@ def _settings(config: Path | None) -> Config:
 @functions_app.command("list")
 def list_functions(config: ConfigOption = None) -> None:
     """Every function and version the configuration defines."""
+    from rich.table import Table  # noqa: PLC0415 - what the command needs, only when it runs
+
+    from interlace.functions.registry import FunctionRegistry  # noqa: PLC0415
+
     registry = FunctionRegistry(_settings(config).functions.definitions)
     table = Table(title="functions")
     for column in ("name", "version", "kind", "model", "cases", "description"):
@@ -70,6 +66,8 @@ def list_functions(config: ConfigOption = None) -> None:
 @functions_app.command("show")
 def show(name: str, version: VersionOption = None, config: ConfigOption = None) -> None:
     """A function's description and its input and output schemas, as JSON."""
+    from interlace.functions.registry import FunctionRegistry  # noqa: PLC0415 - jsonschema, jinja2
+
     registry = FunctionRegistry(_settings(config).functions.definitions)
     try:
         definition = registry.get(name, version)
@@ -81,6 +79,12 @@ def show(name: str, version: VersionOption = None, config: ConfigOption = None) 
 
 
 def _load_cases(path: Path) -> list[FunctionCase]:
+    from pydantic import TypeAdapter, ValidationError  # noqa: PLC0415 - only with --cases
+    from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
+    from interlace.config.functions import FunctionCase  # noqa: PLC0415
+
     try:
         data: Any = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except (OSError, YAMLError) as exc:
@@ -112,6 +116,8 @@ def run_golden_cases(
     config: ConfigOption = None,
 ) -> None:
     """Run a function's golden cases; exit 1 below the pass threshold."""
+    from interlace.functions.registry import FunctionRegistry  # noqa: PLC0415 - jsonschema, jinja2
+
     settings = _settings(config)
     chosen = _load_cases(cases) if cases is not None else None
     console = Console()
@@ -141,6 +147,10 @@ async def _run(
     cases: list[FunctionCase] | None,
     console: Console,
 ) -> EvaluationSummary:
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from interlace.functions.evaluation import run_cases  # noqa: PLC0415
+    from interlace.functions.runner import FunctionRunner  # noqa: PLC0415
     from interlace.runtime import Runtime  # noqa: PLC0415 - the runtime (and torch) only for `test`
 
     runtime = Runtime(settings, config_source="interlace functions test")
@@ -167,6 +177,8 @@ async def _run(
 
 def render_summary(summary: EvaluationSummary, console: Console) -> None:
     """Per-case results, then the pass rate, latency p50/p95 and cost."""
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title=f"{summary.function} v{summary.version} on {summary.model}")
     for column in ("case", "result", "latency", "confidence", "why"):
         table.add_column(column)

@@ -13,22 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress_bar import ProgressBar
-from rich.table import Table
 
 from interlace.cli.usage import ConfigOption, database_for, load_settings
 from interlace.core.errors import ConfigError
-from interlace.jobs.batches import Batches
-from interlace.jobs.files import Files
-from interlace.jobs.operations import Executors
-from interlace.jobs.store import SqlJobQueue
-from interlace.jobs.transactions import Transactions
-from interlace.jobs.webhooks.delivery import Deliverer
-from interlace.jobs.webhooks.secret_store import WebhookSecrets
-from interlace.jobs.webhooks.targets import TargetPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from rich.table import Table
 
     from interlace.config.schema import Config
     from interlace.jobs.queue import Job
@@ -45,6 +37,16 @@ class _Store:
     """The job tables of one configuration's state database, opened for one command."""
 
     def __init__(self, settings: Config) -> None:
+        # the job system's parts (SQLAlchemy, httpx) only when a jobs command runs
+        from interlace.jobs.batches import Batches  # noqa: PLC0415
+        from interlace.jobs.files import Files  # noqa: PLC0415
+        from interlace.jobs.operations import Executors  # noqa: PLC0415
+        from interlace.jobs.store import SqlJobQueue  # noqa: PLC0415
+        from interlace.jobs.transactions import Transactions  # noqa: PLC0415
+        from interlace.jobs.webhooks.delivery import Deliverer  # noqa: PLC0415
+        from interlace.jobs.webhooks.secret_store import WebhookSecrets  # noqa: PLC0415
+        from interlace.jobs.webhooks.targets import TargetPolicy  # noqa: PLC0415
+
         self.database = database_for(settings)
         tx = Transactions(self.database)
         self.queue = SqlJobQueue(tx)
@@ -77,6 +79,8 @@ def _run(config: ConfigOption, work: Callable[[_Store], Awaitable[None]]) -> Non
 
 
 def _table(jobs: list[Job]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table("id", "tenant", "operation", "model", "status", "attempts", "age", "error")
     now = time.time()
     for job in jobs:
@@ -173,6 +177,9 @@ def batches_command(
     config: ConfigOption = None, tenant: TenantOption = None, limit: LimitOption = 20
 ) -> None:
     """List batches with their progress."""
+
+    from rich.progress_bar import ProgressBar  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
     async def work(store: _Store) -> None:
         table = Table("id", "status", "progress", "done", "completed", "failed", "endpoint")

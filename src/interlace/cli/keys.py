@@ -11,19 +11,18 @@ import asyncio
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from interlace.cli.usage import ConfigOption, database_for, load_settings
 from interlace.core.errors import InterlaceError
-from interlace.security.keys import KeySpec, KeyStore, RotateSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from pydantic import ValidationError
+
     from interlace.config.schema import Config
-    from interlace.security.keys import ApiKey, IssuedKey
+    from interlace.security.keys import ApiKey, IssuedKey, KeyStore
 
 __all__ = ["keys_app"]
 
@@ -68,6 +67,8 @@ def _invalid(exc: ValidationError) -> typer.Exit:
 
 
 def _run(settings: Config, work: Callable[[KeyStore], Awaitable[T]]) -> T:
+    from interlace.security.keys import KeyStore  # noqa: PLC0415 - SQLAlchemy only when a command runs
+
     async def run() -> T:
         database = database_for(settings)
         await database.start()
@@ -122,6 +123,10 @@ def create_command(
     meta: Annotated[list[str] | None, typer.Option("--meta", help="NAME=VALUE metadata (repeat).")] = None,
 ) -> None:
     """Create a key and print its secret (once)."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from interlace.security.keys import KeySpec  # noqa: PLC0415
+
     data: dict[str, Any] = {
         "name": name,
         "tenant": tenant,
@@ -155,6 +160,8 @@ def list_command(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List keys (never their secrets)."""
+    from rich.table import Table  # noqa: PLC0415
+
     settings = load_settings(config, Console(stderr=True))
     keys = _run(settings, lambda store: store.list_keys(tenant=tenant, team=team, include_revoked=all_keys))
     console = Console()
@@ -185,6 +192,8 @@ def show_command(
     key_id: Annotated[str, typer.Argument(help="The key's id (ik_…).")], config: ConfigOption = None
 ) -> None:
     """Show one key (never its secret)."""
+    from rich.table import Table  # noqa: PLC0415
+
     settings = load_settings(config, Console(stderr=True))
     key = _run(settings, lambda store: store.require(key_id))
     table = Table(show_header=False, title=f"API key {key.id}")
@@ -203,6 +212,10 @@ def rotate_command(
     ] = "0",
 ) -> None:
     """Issue a new secret for a key (same id, scopes and limits) and print it (once)."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from interlace.security.keys import RotateSpec  # noqa: PLC0415
+
     try:
         spec = RotateSpec.model_validate({"grace": grace})
     except ValidationError as exc:

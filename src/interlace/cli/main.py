@@ -1,4 +1,9 @@
-"""``interlace serve | check``: the entry point of the command line."""
+"""``interlace serve | check``: the entry point of the command line.
+
+Every command imports what it runs only when it runs: this module and the command modules it
+registers import typer and little else at module level, so ``interlace --help`` and ``interlace
+serve`` load neither the other commands' dependencies nor the subsystems a configuration leaves off.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,16 @@ from rich.console import Console
 
 from interlace import __version__
 from interlace.cli.audit import audit_app
-from interlace.cli.check import print_model_table
+from interlace.cli.collector import full_collections_held
 from interlace.cli.events import events_app
 from interlace.cli.explain import route_app
 from interlace.cli.flow import flow_app
 from interlace.cli.functions import functions_app
 from interlace.cli.jobs import jobs_app
 from interlace.cli.keys import keys_app
-from interlace.cli.serve import serve_forever
 from interlace.cli.shadow import shadow_app
 from interlace.cli.usage import usage_command
 from interlace.cli.worker import worker_command
-from interlace.config.defaults import embedded_default
-from interlace.config.loader import load_config
 from interlace.core.errors import ConfigError
 
 __all__ = ["app", "main"]
@@ -68,13 +70,19 @@ def serve(
 ) -> None:
     """Start the gateway."""
     console = Console(stderr=True)
-    try:
-        settings = load_config(config) if config else embedded_default()
-        source = str(config) if config else "embedded default"
-        serve_forever(settings, source=source, host=host, port=port, console=console, workers=workers)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(code=2) from None
+    # what follows loads the runtime: no full garbage collection until it serves (cli.collector)
+    with full_collections_held():
+        from interlace.cli.serve import serve_forever  # noqa: PLC0415 - the runtime only for serve
+        from interlace.config.defaults import embedded_default  # noqa: PLC0415
+        from interlace.config.loader import load_config  # noqa: PLC0415
+
+        try:
+            settings = load_config(config) if config else embedded_default()
+            source = str(config) if config else "embedded default"
+            serve_forever(settings, source=source, host=host, port=port, console=console, workers=workers)
+        except ConfigError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -84,6 +92,9 @@ def check(
     ] = None,
 ) -> None:
     """Validate a configuration file and print the resolved model table."""
+    from interlace.cli.check import print_model_table  # noqa: PLC0415 - the schema only when it runs
+    from interlace.config.loader import load_config  # noqa: PLC0415
+
     console = Console()
     path = file or Path("interlace.yaml")
     try:

@@ -8,9 +8,6 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from interlace.config.defaults import embedded_default
-from interlace.config.loader import load_config
-
 if TYPE_CHECKING:
     from interlace.config.schema import Config
 
@@ -24,6 +21,9 @@ ConfigOption = Annotated[
 
 def load_settings(path: Path | None) -> Config:
     """The configuration at ``path``, or the embedded default; raises ConfigError."""
+    from interlace.config.defaults import embedded_default  # noqa: PLC0415 - the schema when loading
+    from interlace.config.loader import load_config  # noqa: PLC0415
+
     return load_config(path) if path is not None else embedded_default()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import ipaddress
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from interlace import __version__
+from interlace.cli.collector import freeze_start_up
 from interlace.core.errors import ConfigError
 from interlace.gateway.app import build_app
 from interlace.observability.logs import configure_logging
@@ -227,13 +227,13 @@ async def _serve(
 ) -> None:
     await runtime.start()
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
-    # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich); moving them out of the
-    # collector's generations keeps full collections from stalling every request in flight
-    gc.collect()
-    gc.freeze()
+    app = build_app(runtime)
+    # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich, the app); moving them out
+    # of the collector's generations keeps full collections from stalling every request in flight
+    freeze_start_up()
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(runtime),
+            app,
             loop="none",
             http="httptools",
             lifespan="off",

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from interlace.cli.options import ConfigOption, fail, load_settings
 from interlace.core.errors import ConfigError
-from interlace.store.database import Database, default_database_url
-from interlace.store.shadow import ShadowReport, ShadowSummary
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from interlace.config.schema import Config
-    from interlace.store.shadow import SideSummary
+    from interlace.store.shadow import ShadowSummary, SideSummary
 
 __all__ = ["render_summary", "shadow_app"]
 
@@ -47,6 +46,8 @@ def report(
     ] = None,
 ) -> None:
     """Print each shadowed model beside its candidate: agreement, latency, errors, cost."""
+    from interlace.store.database import default_database_url  # noqa: PLC0415 - SQLAlchemy when it runs
+
     try:
         settings = load_settings(config)
         url = settings.state.database_url or default_database_url(settings.state.dir)
@@ -71,6 +72,9 @@ def _absent(url: str) -> bool:
 
 
 async def _summaries(url: str, model: str | None, since: datetime | None) -> list[ShadowSummary]:
+    from interlace.store.database import Database  # noqa: PLC0415
+    from interlace.store.shadow import ShadowReport  # noqa: PLC0415
+
     database = Database(url)
     await database.start()
     try:
@@ -98,6 +102,8 @@ def _print_nothing(console: Console, settings: Config, model: str | None, since:
 
 def render_summary(summary: ShadowSummary) -> Table:
     """One pair, side by side: the primary, the shadow, and how the shadow compares."""
+    from rich.table import Table  # noqa: PLC0415
+
     first, last = summary.first_at, summary.last_at
     table = Table(
         title=f"{summary.alias} → {summary.candidate}",

@@ -10,19 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from interlace.config.defaults import embedded_default
-from interlace.config.loader import load_config
 from interlace.core.errors import ConfigError
-from interlace.observability.events import GROUP_BY, GroupBy, UsageRow, usage
-from interlace.store.database import Database, default_database_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import date
 
     from interlace.config.schema import Config
+    from interlace.observability.events import GroupBy, UsageRow
+    from interlace.store.database import Database
 
 __all__ = ["format_usd", "load_settings", "print_usage_table", "usage_command"]
 
@@ -36,6 +33,9 @@ ConfigOption = Annotated[
 
 def load_settings(path: Path | None, console: Console) -> Config:
     """The configuration (or the embedded default); a config error exits with status 2."""
+    from interlace.config.defaults import embedded_default  # noqa: PLC0415 - the schema when loading
+    from interlace.config.loader import load_config  # noqa: PLC0415
+
     try:
         return load_config(path) if path else embedded_default()
     except ConfigError as exc:
@@ -44,6 +44,8 @@ def load_settings(path: Path | None, console: Console) -> Config:
 
 
 def database_for(settings: Config) -> Database:
+    from interlace.store.database import Database, default_database_url  # noqa: PLC0415 - SQLAlchemy
+
     return Database(settings.state.database_url or default_database_url(settings.state.dir))
 
 
@@ -56,6 +58,8 @@ def usage_command(
     by: Annotated[str, typer.Option("--by", help="Group by day, model or api_key.")] = "day",
 ) -> None:
     """Print usage and cost per day, model or API key."""
+    from interlace.observability.events import GROUP_BY  # noqa: PLC0415 - SQLAlchemy only when it runs
+
     errors = Console(stderr=True)
     if by not in GROUP_BY:
         errors.print(f"[bold red]error:[/] --by must be one of {', '.join(GROUP_BY)}, not {by!r}")
@@ -74,6 +78,8 @@ def usage_command(
 async def _read(
     database: Database, tenant: str | None, start: date, end: date, by: GroupBy
 ) -> list[UsageRow]:
+    from interlace.observability.events import usage  # noqa: PLC0415
+
     await database.start()
     try:
         return await usage(database, tenant=tenant, start=start, end=end, group_by=by)
@@ -91,6 +97,10 @@ def format_usd(nanos: int) -> str:
 def print_usage_table(
     rows: list[UsageRow], console: Console, *, tenant: str | None, start: date, end: date, group_by: GroupBy
 ) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from interlace.observability.events import UsageRow  # noqa: PLC0415
+
     title = f"usage · tenant {tenant or '(default)'} · {start} … {end} · by {group_by}"
     table = Table(title=title, show_footer=bool(rows))
     total = UsageRow.combined(rows)

@@ -18,8 +18,6 @@ from rich.console import Console
 
 from interlace.cli.usage import ConfigOption, load_settings
 from interlace.core.errors import ConfigError
-from interlace.observability.logs import configure_logging
-from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
     from interlace.config.schema import Config
@@ -34,6 +32,8 @@ def worker_command(
     ] = None,
 ) -> None:
     """Run jobs and batches from the queue (no HTTP server)."""
+    from interlace.observability.logs import configure_logging  # noqa: PLC0415 - only when it runs
+
     errors = Console(stderr=True)
     settings = load_settings(config, errors)
     worker = settings.jobs.worker.model_copy(
@@ -52,6 +52,8 @@ def worker_command(
 
 
 async def _work(settings: Config, source: str, console: Console) -> None:
+    from interlace.runtime import Runtime  # noqa: PLC0415 - the runtime only for the worker
+
     runtime = Runtime(settings, config_source=source)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-
-from interlace.functions.template import PromptTemplate
-
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+
     from interlace.config.functions import FunctionConfig
+    from interlace.functions.template import PromptTemplate
 
 __all__ = ["FunctionDefinition", "Violation", "component_prefix", "violations"]
 
@@ -95,6 +94,11 @@ class FunctionDefinition:
     system: PromptTemplate | None = field(init=False)
 
     def __post_init__(self) -> None:
+        # jsonschema and Jinja2 are imported only by a configuration that defines functions
+        from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+        from interlace.functions.template import PromptTemplate  # noqa: PLC0415
+
         config = self.config
         self.output_schema = (
             config.output_schema

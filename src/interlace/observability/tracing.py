@@ -11,10 +11,11 @@ called synchronously as each span ends::
       sample_ratio: 0.25                           # of new traces; a caller's sampled flag is followed
       headers: {authorization: "Bearer ${OTLP_TOKEN}"}
 
-Without an endpoint (or an injected exporter) tracing is :meth:`Tracing.disabled`: no SDK object is
-created (this module imports the SDK only to build a provider), the gateway adds no tracing
-middleware, requests carry no trace, and the only cost left on the hot path is one ``is None`` test
-per attempt and one ``ContextVar.get`` per upstream request.
+Without an endpoint (or an injected exporter) tracing is :meth:`Tracing.disabled`: no OpenTelemetry
+object is created and none of its modules is imported here (the API only with a provider, the SDK
+only to build one), the gateway adds no tracing middleware, requests carry no trace, and the only
+cost left on the hot path is one ``is None`` test per attempt and one ``ContextVar.get`` per
+upstream request.
 
 W3C ``traceparent``/``tracestate`` sent by the client are continued by the server span; each
 attempt's client span is propagated to the upstream in the same headers.
@@ -26,11 +27,7 @@ import asyncio
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
 import interlace
-from interlace.observability.spans import RequestTrace
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,9 +35,11 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Tracer
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     from opentelemetry.util.types import AttributeValue
 
     from interlace.config.schema import TelemetryConfig
+    from interlace.observability.spans import RequestTrace
 
 __all__ = ["TRACE_SCOPE_KEY", "Tracing", "traces_endpoint"]
 
@@ -55,10 +54,15 @@ class Tracing:
 
     def __init__(self, provider: TracerProvider | None = None) -> None:
         self._provider = provider
-        self._tracer: Tracer | None = (
-            provider.get_tracer("interlace", interlace.__version__) if provider is not None else None
-        )
-        self._propagator = TraceContextTextMapPropagator()
+        self._tracer: Tracer | None = None
+        self._propagator: TraceContextTextMapPropagator | None = None
+        if provider is not None:  # the OpenTelemetry API only when tracing is on
+            from opentelemetry.trace.propagation.tracecontext import (  # noqa: PLC0415
+                TraceContextTextMapPropagator,
+            )
+
+            self._tracer = provider.get_tracer("interlace", interlace.__version__)
+            self._propagator = TraceContextTextMapPropagator()
         # server.address/port per deployment name, filled on first use (deployments never change)
         self._servers: dict[str, tuple[str, int] | None] = {}
 
@@ -82,9 +86,13 @@ class Tracing:
         self, name: str, carrier: Mapping[str, str], attributes: Mapping[str, AttributeValue]
     ) -> RequestTrace:
         """Start a request's SERVER span, continuing the caller's trace when ``carrier`` names one."""
-        if self._tracer is None:
+        if self._tracer is None or self._propagator is None:
             msg = "tracing is disabled: install no tracing middleware"
             raise RuntimeError(msg)
+        from opentelemetry.trace import SpanKind  # noqa: PLC0415 - loaded with the provider
+
+        from interlace.observability.spans import RequestTrace  # noqa: PLC0415
+
         parent = self._propagator.extract(carrier)
         span = self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         return RequestTrace(span, tracer=self._tracer, propagator=self._propagator, servers=self._servers)

@@ -27,8 +27,6 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.exceptions import RedisError
-
 from interlace.resilience.breaker import (
     BUCKETS,
     BreakerSnapshot,
@@ -349,6 +347,8 @@ class RedisBreakerStore:
         self, script: AsyncScript, key: str, args: tuple[str | int | float, ...], now: float
     ) -> Any:
         """The script's reply, or None when Redis failed (or failed moments ago): use the fallback."""
+        from redis.exceptions import RedisError  # noqa: PLC0415 - redis is imported only when configured
+
         if self._retry_at - self._recheck <= now < self._retry_at:
             return None
         try:

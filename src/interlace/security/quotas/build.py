@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Final
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from interlace.security.quotas.budget import BudgetPolicy
 from interlace.security.quotas.estimate import PriceBook
 from interlace.security.quotas.memory import MemoryQuotaStore
@@ -16,6 +14,8 @@ from interlace.security.quotas.redis import RedisQuotaStore
 from interlace.security.quotas.seed import spent_nanos
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from interlace.config.schema import Config
     from interlace.security.quotas.store import QuotaStore
     from interlace.store.database import Database
@@ -41,6 +41,8 @@ class Quotas:
         self.store: QuotaStore
         self._redis: Redis | None = None
         if config.redis is not None:
+            from redis.asyncio import BlockingConnectionPool, Redis  # noqa: PLC0415 - only when configured
+
             pool = BlockingConnectionPool.from_url(
                 config.redis.url,
                 max_connections=REDIS_CONNECTIONS,

@@ -16,8 +16,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
 from interlace.security.quotas._lua import RESERVE, SETTLE, USED
 from interlace.security.quotas.store import Denied, Granted, Level, QuotaStore, QuotaStoreError, Settled
 
@@ -88,6 +86,8 @@ class RedisQuotaStore(QuotaStore):
         return int(reply[0]), int(reply[1])
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+        from redis.exceptions import RedisError  # noqa: PLC0415 - redis is imported only when configured
+
         if time.monotonic() < self._retry_at:
             msg = "Redis failed moments ago; not asked again yet"
             raise QuotaStoreError(msg)
