@@ -238,6 +238,7 @@ async def _serve(
             http="httptools",
             lifespan="off",
             access_log=False,
+            proxy_headers=False,  # nothing reads the client's address: don't rewrite it per request
             log_level="warning",
             log_config=None,  # uvicorn's records go to the root handler of configure_logging
             timeout_graceful_shutdown=10,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import orjson
@@ -17,7 +18,6 @@ from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import Authenticate
 from interlace.gateway.middleware.direct_routes import DirectRoutes
 from interlace.gateway.middleware.request_id import RequestIdMiddleware, with_request_id
-from interlace.gateway.middleware.tracing import TracingMiddleware
 from interlace.gateway.openapi import build_openapi
 from interlace.gateway.recording import Recorder
 from interlace.gateway.route_context import ContextFactory
@@ -70,17 +70,20 @@ def build_app(runtime: Runtime) -> Starlette:
     runner = runtime.functions
     functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
     flow_events = FlowEventRoutes(Inbox(runtime.database), config.flows)
-    openapi = orjson.dumps(
-        build_openapi(
-            authenticated=config.auth.enabled,
-            functions=runner.registry,
-            metrics=runtime.metrics is not None,
+    # built on the first request for it, not at start-up (~30-60 ms), then served from memory
+    openapi = functools.cache(
+        lambda: orjson.dumps(
+            build_openapi(
+                authenticated=config.auth.enabled,
+                functions=runner.registry,
+                metrics=runtime.metrics is not None,
+            )
         )
     )
 
     async def openapi_json(request: Request) -> Response:
         del request
-        return Response(openapi, media_type="application/json")
+        return Response(openapi(), media_type="application/json")
 
     routes = [
         Route("/v1/chat/completions", chat.completions, methods=["POST"]),
@@ -124,6 +127,9 @@ def build_app(runtime: Runtime) -> Starlette:
         middleware.append(Middleware(Authenticate, authenticator=runtime.authenticator, recorder=recorder))
     middleware.append(Middleware(DirectRoutes, routes=routes))  # innermost: fixed paths skip the router
     if runtime.tracing.enabled:  # outermost: every request gets its server span, 401s included
+        # imported only with tracing on: the OpenTelemetry API costs start-up time (an entry-point scan)
+        from interlace.gateway.middleware.tracing import TracingMiddleware  # noqa: PLC0415
+
         middleware.insert(0, Middleware(TracingMiddleware, tracing=runtime.tracing))
     return Starlette(
         routes=routes,

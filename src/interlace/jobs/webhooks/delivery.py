@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from sqlalchemy import and_, insert, or_, select, update
 
@@ -23,6 +22,8 @@ from interlace.store.jobs_tables import webhook_attempts, webhook_messages
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import httpx
 
     from interlace.config.jobs import WebhooksConfig
     from interlace.jobs.transactions import Transactions
@@ -46,10 +47,25 @@ class Deliverer:
         self.secrets = secrets
         self.targets = targets
         self.schedule: Sequence[float] = tuple(config.retry_schedule)
-        self._client = httpx.AsyncClient(timeout=config.timeout, follow_redirects=False, trust_env=False)
+        self._timeout = config.timeout
+        self._client: httpx.AsyncClient | None = None  # made for the first delivery (see _http)
+
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use.
+
+        A gateway that never sends a webhook never pays for importing httpx and building its TLS
+        context (~50 ms of start-up).
+        """
+        if self._client is None:
+            import httpx  # noqa: PLC0415 - deferred on purpose, see above
+
+            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False, trust_env=False)
+        return self._client
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def deliver_due(self, owner: str, *, limit: int = 20) -> int:
         """Send up to ``limit`` due messages; how many were attempted."""
@@ -83,6 +99,8 @@ class Deliverer:
         return [dict(row._mapping) for row in rows]  # noqa: SLF001 - SQLAlchemy's public row mapping
 
     async def _attempt(self, message: dict[str, Any], owner: str, *, manual: bool) -> None:
+        import httpx  # noqa: PLC0415 - loaded by _http() before any request can fail
+
         body = orjson.dumps(message["payload"])
         started = time.time()
         status_code: int | None = None
@@ -91,7 +109,7 @@ class Deliverer:
             await self.targets.check(message["url"])
             secret = await self.secrets.get(message["tenant"])
             headers = signed_headers(secret, message["id"], int(started), body)
-            response = await self._client.post(message["url"], content=body, headers=headers)
+            response = await self._http().post(message["url"], content=body, headers=headers)
             status_code = response.status_code
             if not 200 <= status_code < 300:  # noqa: PLR2004
                 error = f"receiver answered {status_code}"
