@@ -11,9 +11,10 @@ error middleware — gets it from the handler wrapped with :func:`with_request_i
 
 from __future__ import annotations
 
-import os
 import re
 from typing import TYPE_CHECKING, Final
+
+from interlace.core.ids import unique_hex
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -43,7 +44,7 @@ _SANE: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 def new_request_id() -> str:
     """32 random hex digits."""
-    return os.urandom(16).hex()
+    return unique_hex(128)
 
 
 def request_id(scope: Scope) -> str | None:

@@ -20,12 +20,12 @@ Spend is kept in nano-dollars (:mod:`interlace.observability.cost`).
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from interlace.core.errors import BudgetExceeded
+from interlace.core.ids import unique_hex
 from interlace.observability.cost import nanos_to_usd, usd_to_nanos
 from interlace.security.gate import Hold
 from interlace.security.quotas._common import refunded, store_failed
@@ -97,7 +97,7 @@ class BudgetPolicy:
             op.model, prompt_tokens(op), output_tokens(op, self._default_output)
         )
         demands = [Demand(_bucket(b, now), max(worst, 1)) for b in budgets]
-        reservation = secrets.token_hex(12)
+        reservation = unique_hex(96)
         try:
             outcome = await self.store.reserve(reservation, demands, int(now * 1000))
         except QuotaStoreError:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from interlace.security.quotas.store import Denied, Granted, Level, QuotaStore, Settled, SpendQuery
 
@@ -32,40 +33,63 @@ _DAY_MS = 86_400_000
 
 
 class _Window:
-    """A sliding-window log: reservation id → [time, amount], oldest first, and their total."""
+    """A sliding-window log: reservations oldest first, an index of them by id, and their total.
 
-    __slots__ = ("entries", "total", "window_ms")
+    The log is a deque of ``[time, amount, id]``, so dropping what left the window is O(1) a
+    reservation. (A dict alone would serve as both log and index, but CPython finds a dict's first
+    live key by walking past every slot deleted before it: trimming the front of a busy window made
+    each request cost in proportion to the requests of the last minute.) A refunded reservation
+    keeps its place with amount 0 until it leaves the front.
+    """
+
+    __slots__ = ("index", "log", "total", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        self.entries: dict[str, list[int]] = {}
+        self.log: deque[list[Any]] = deque()
+        self.index: dict[str, list[Any]] = {}
         self.total = 0
+
+    def add(self, reservation: str, now_ms: int, amount: int) -> None:
+        entry = [now_ms, amount, reservation]
+        self.log.append(entry)
+        self.index[reservation] = entry
+        self.total += amount
+
+    def settle(self, reservation: str, actual: int) -> bool:
+        """Set a reservation's amount (0 refunds it); False when it is unknown or left the window."""
+        entry = self.index.get(reservation)
+        if entry is None:
+            return False
+        self.total += actual - entry[1]
+        entry[1] = actual
+        if actual <= 0:
+            del self.index[reservation]
+        return True
 
     def trim(self, now_ms: int) -> None:
         cutoff = now_ms - self.window_ms
-        entries = self.entries
-        while entries:
-            oldest = next(iter(entries))
-            at, amount = entries[oldest]
-            if at > cutoff:
-                break
-            del entries[oldest]
-            self.total -= amount
+        log, index = self.log, self.index
+        while log and (log[0][0] <= cutoff or log[0][1] <= 0):
+            _, amount, reservation = log.popleft()
+            if amount > 0:
+                self.total -= amount
+                del index[reservation]
 
     def wait_ms(self, now_ms: int, amount: int, limit: int) -> int:
         """Milliseconds until ``amount`` fits, as reservations leave the window; -1 never."""
         if amount > limit:
             return -1
         need = self.total + amount - limit
-        for at, reserved in self.entries.values():
+        for at, reserved, _ in self.log:
             need -= reserved
             if need <= 0:
-                return at + self.window_ms - now_ms
+                return int(at) + self.window_ms - now_ms
         return self.window_ms
 
     def reset_ms(self, now_ms: int) -> int:
-        oldest = next(iter(self.entries.values()), None)
-        return -1 if oldest is None else oldest[0] + self.window_ms - now_ms
+        """Milliseconds until the oldest reservation leaves the window (-1: none); call after trim."""
+        return int(self.log[0][0]) + self.window_ms - now_ms if self.log else -1
 
 
 class _Counter:
@@ -115,11 +139,11 @@ class MemoryQuotaStore(QuotaStore):
             return Denied(denied, states[denied].total, longest)
         levels: list[Level] = []
         for demand, state in zip(demands, states, strict=True):
-            state.total += demand.amount
             if isinstance(state, _Window):
-                state.entries[reservation] = [now_ms, demand.amount]
+                state.add(reservation, now_ms, demand.amount)
                 levels.append(Level(state.total, state.reset_ms(now_ms)))
             else:
+                state.total += demand.amount
                 state.open[reservation] = demand.amount
                 ends = state.ends_ms
                 levels.append(Level(state.total, -1 if ends is None else ends - now_ms, state.settled))
@@ -132,16 +156,7 @@ class MemoryQuotaStore(QuotaStore):
             window = self._windows.get(name)
             if window is not None:
                 window.trim(now_ms)  # a reservation that left the window is no longer settled
-                entry = window.entries.get(reservation)
-                if entry is None:
-                    out.append(Settled(-1, -1))
-                    continue
-                window.total += actual - entry[1]
-                if actual > 0:
-                    entry[1] = actual
-                else:
-                    del window.entries[reservation]
-                out.append(Settled(0, 0))
+                out.append(Settled(0, 0) if window.settle(reservation, actual) else Settled(-1, -1))
                 continue
             counter = self._counters.get(name)
             reserved = None if counter is None else counter.open.pop(reservation, None)
@@ -205,7 +220,7 @@ class MemoryQuotaStore(QuotaStore):
         self._swept_at = now_ms
         for name, window in list(self._windows.items()):
             window.trim(now_ms)
-            if not window.entries:
+            if not window.log:
                 del self._windows[name]
         for name, counter in list(self._counters.items()):
             old = counter.ends_ms is not None and counter.ends_ms + _DAY_MS < now_ms

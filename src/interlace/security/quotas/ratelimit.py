@@ -15,11 +15,11 @@ is refunded entirely when it failed before producing output. Admitted answers ca
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from interlace.core.errors import RateLimitExceeded
+from interlace.core.ids import unique_hex
 from interlace.security.gate import Hold
 from interlace.security.quotas._common import duration, refunded, store_failed
 from interlace.security.quotas.estimate import output_tokens, prompt_tokens
@@ -81,7 +81,7 @@ class RateLimitPolicy:
         demands, limits = self._demands(call)
         if not demands:
             return None
-        reservation = secrets.token_hex(12)
+        reservation = unique_hex(96)
         try:
             outcome = await self.store.reserve(reservation, demands, int(self.clock() * 1000))
         except QuotaStoreError:
