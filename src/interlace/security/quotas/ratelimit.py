@@ -39,6 +39,8 @@ __all__ = ["WINDOW_MS", "RateLimitPolicy"]
 WINDOW_MS: Final = 60_000
 """Every rate limit is per minute, over a sliding window."""
 
+_MAX_PLANS: Final = 10_000
+
 _UNITS: Final = {"requests": "requests per minute (RPM)", "tokens": "tokens per minute (TPM)"}
 
 
@@ -74,6 +76,8 @@ class RateLimitPolicy:
         self._default_output = default_output_tokens
         self._on_error: StoreErrorPolicy = on_store_error
         self.clock = clock
+        # (caller, model) -> the buckets its requests count in: built once, not per request
+        self._plans: dict[tuple[Any, ...], tuple[tuple[Bucket, ...], tuple[_Limit, ...]]] = {}
 
     async def admit(self, call: Call[Any]) -> Hold | None:
         if call.ctx.shadow:
@@ -93,6 +97,28 @@ class RateLimitPolicy:
         return _RateHold(self, reservation, demands, limits)
 
     def _demands(self, call: Call[Any]) -> tuple[list[Demand], list[_Limit]]:
+        principal, model = call.principal, call.op.model
+        own = principal.limits
+        key = (principal.kind, principal.id, principal.tenant, own.rpm, own.tpm, model)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:  # callers x models is bounded in practice; memory is not
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(call)
+        buckets, limits = plan
+        if not buckets:
+            return [], []
+        tokens = 0
+        if any(limit.kind == "tokens" for limit in limits):
+            tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output)
+        demands = [
+            Demand(bucket, tokens if limit.kind == "tokens" else 1)
+            for bucket, limit in zip(buckets, limits, strict=True)
+        ]
+        return demands, list(limits)
+
+    def _plan(self, call: Call[Any]) -> tuple[tuple[Bucket, ...], tuple[_Limit, ...]]:
+        """The buckets a caller's requests to a model count in (the same for each of them: cached)."""
         principal = call.principal
         scopes: list[tuple[str, str, int | None, int | None]] = []
         own = principal.limits
@@ -104,19 +130,16 @@ class RateLimitPolicy:
         model = self._models.get(call.op.model)
         if model is not None:
             scopes.append(("model", call.op.model, model.rpm, model.tpm))
-        demands: list[Demand] = []
+        buckets: list[Bucket] = []
         limits: list[_Limit] = []
-        tokens: int | None = None
         for scope, ident, rpm, tpm in scopes:
             if rpm is not None:
-                demands.append(Demand(Bucket(f"rl:{scope}:{ident}:requests", rpm, WINDOW_MS), 1))
+                buckets.append(Bucket(f"rl:{scope}:{ident}:requests", rpm, WINDOW_MS))
                 limits.append(_Limit(scope, ident, "requests"))
             if tpm is not None:
-                if tokens is None:
-                    tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output)
-                demands.append(Demand(Bucket(f"rl:{scope}:{ident}:tokens", tpm, WINDOW_MS), tokens))
+                buckets.append(Bucket(f"rl:{scope}:{ident}:tokens", tpm, WINDOW_MS))
                 limits.append(_Limit(scope, ident, "tokens"))
-        return demands, limits
+        return tuple(buckets), tuple(limits)
 
     def _refusal(
         self, denied: Denied, demands: list[Demand], limits: list[_Limit], call: Call[Any]
