@@ -250,7 +250,26 @@ async def _serve(
     try:
         await server.serve(sockets=[sock])
     finally:
-        await runtime.stop()
+        await _stop_completely(runtime)
+
+
+async def _stop_completely(runtime: Runtime) -> None:
+    """``runtime.stop()`` to its end, even if this task is cancelled meanwhile, then the cancellation.
+
+    uvicorn re-raises the SIGINT it caught once it has shut down; asyncio's runner turns that into a
+    cancellation of this task, which would otherwise cut the runtime's stop short at its first await
+    (queued events and audit entries then go to the spool instead of the database).
+    """
+    stopping = asyncio.ensure_future(runtime.stop())
+    cancelled = False
+    while not stopping.done():
+        try:
+            await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled and not stopping.cancelled() and stopping.exception() is None:
+        raise asyncio.CancelledError
+    stopping.result()  # a failed stop is worth more than the cancellation
 
 
 def tls_options(tls: ServerTLSConfig | None, *, source: str | None = None) -> dict[str, Any]:
