@@ -11,10 +11,10 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import event, insert, inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -54,8 +54,6 @@ class Database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # orjson for JSON columns: the event log serialises a record per request
         self._engine = create_async_engine(self.url, json_serializer=_dumps, json_deserializer=orjson.loads)
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine.sync_engine, "connect", _sqlite_write_ahead_log)
         try:
             async with self._engine.begin() as connection:
                 await connection.run_sync(_upgrade_to_head)
@@ -91,22 +89,6 @@ class Database:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
-
-
-def _sqlite_write_ahead_log(dbapi_connection: Any, connection_record: object) -> None:
-    """SQLite in write-ahead-log mode: readers never wait for the writer, a commit is one fsync.
-
-    Durability is unchanged (``synchronous`` stays FULL: a commit is on disk when it returns). The
-    mode is stored in the database file; its ``-wal`` and ``-shm`` files live next to it, so a backup
-    copies all three (or uses ``sqlite3 interlace.db .backup``) and the state directory must be on a
-    local file system.
-    """
-    del connection_record
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
 
 
 def _dumps(value: object) -> str:
