@@ -6,7 +6,6 @@ Nothing here is global: a :class:`Runtime` is constructed from a :class:`Config`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -210,8 +209,8 @@ class Runtime:
             await self.shadow.aclose()  # before the providers and the database it uses
         for task in self._loading:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # their cancellations and failures are results here; a cancellation of the caller still propagates
+        await asyncio.gather(*self._loading, return_exceptions=True)
         await asyncio.gather(*(p.aclose() for p in self.providers), return_exceptions=True)
         await asyncio.gather(*(e.aclose() for e in self._encoders.values()), return_exceptions=True)
         await self.gate.aclose()  # settles quotas and budgets still in flight, before Redis closes

@@ -19,7 +19,6 @@ revoked, unknown ones are rejected. The failure is logged once (and its recovery
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -90,9 +89,8 @@ class KeyCache:
         tasks = [t for t in (self._task, *self._lookups.values()) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # their cancellations and failures are results here; a cancellation of the caller still propagates
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
 
     async def _run(self) -> None:
