@@ -89,8 +89,9 @@ def test_serve_starts_prints_url_and_models_and_stops_on_sigint(tmp_path: Path) 
         assert reply.json()["choices"][0]["message"]["content"] == "echo: hi"
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
         assert process.stderr is not None
-        assert "stopped" in process.stderr.read()
-        if process.stderr is not None:
-            process.stderr.close()  # read above; closed here on every path
+        with process.stderr:  # closed on every path, a failed assertion or a timeout included
+            code = process.wait(timeout=20)
+            rest = process.stderr.read()
+        assert code == 0
+        assert "stopped" in rest

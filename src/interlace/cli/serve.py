@@ -113,10 +113,11 @@ def _worker(
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(runtime, sock, host, bound_port, tls=tls, ready=ready))
     except KeyboardInterrupt:
-        console.print("stopped")
+        pass  # the interrupt uvicorn re-raises after its graceful shutdown (none when SIGINT was ignored)
     finally:
         signal.signal(signal.SIGTERM, previous)
         output.close()
+    console.print("stopped")
 
 
 _STOP_GRACE = 20.0
