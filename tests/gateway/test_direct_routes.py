@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
@@ -54,8 +55,18 @@ def _client() -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://gateway")
 
 
-def test_the_table_holds_fixed_paths_with_their_methods_only() -> None:
-    routes = [Route("/fixed", _answer, methods=["POST"]), Route("/items/{name}", _answer, methods=["GET"])]
+class _Endpoint(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        del request
+        return JSONResponse({})
+
+
+def test_the_table_holds_fixed_paths_of_request_handlers_with_their_methods_only() -> None:
+    routes = [
+        Route("/fixed", _answer, methods=["POST"]),
+        Route("/items/{name}", _answer, methods=["GET"]),
+        Route("/endpoint-class", _Endpoint, methods=["GET"]),
+    ]
     table = DirectRoutes(_answer, routes=routes).table  # type: ignore[arg-type]
     assert set(table) == {("POST", "/fixed")}
 

@@ -12,6 +12,7 @@ or up to Starlette's outermost error middleware (the 499 of a departed client, t
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
@@ -39,7 +40,7 @@ class DirectRoutes:
         self.table = {
             (method, route.path): route
             for route in routes
-            if not route.param_convertors
+            if not route.param_convertors and _is_handler(route.endpoint)
             for method in route.methods or ()
         }
 
@@ -56,3 +57,8 @@ class DirectRoutes:
         except _ANSWERED as exc:
             response = await handle_exception(request, exc)
         await response(scope, receive, send)
+
+
+def _is_handler(endpoint: object) -> bool:
+    """A request → response function (an ASGI app or endpoint class as a route keeps the router's way)."""
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
