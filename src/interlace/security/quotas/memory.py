@@ -70,10 +70,15 @@ class _Window:
     def trim(self, now_ms: int) -> None:
         cutoff = now_ms - self.window_ms
         log, index = self.log, self.index
-        while log and (log[0][0] <= cutoff or log[0][1] <= 0):
-            _, amount, reservation = log.popleft()
-            if amount > 0:
-                self.total -= amount
+        while log:
+            entry = log[0]
+            at, amount, reservation = entry
+            refunded = amount <= 0 and reservation not in index  # a live reservation may hold 0 for now
+            if at > cutoff and not refunded:
+                break
+            log.popleft()
+            self.total -= amount
+            if index.get(reservation) is entry:
                 del index[reservation]
 
     def wait_ms(self, now_ms: int, amount: int, limit: int) -> int:
