@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from array import array
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from interlace.security.quotas.store import Denied, Granted, Level, QuotaStore, Settled, SpendQuery
 
@@ -33,68 +33,112 @@ _DAY_MS = 86_400_000
 
 
 class _Window:
-    """A sliding-window log: reservations oldest first, an index of them by id, and their total.
+    """A sliding window, exact to the millisecond, in memory bounded by the window's length.
 
-    The log is a deque of ``[time, amount, id]``, so dropping what left the window is O(1) a
-    reservation. (A dict alone would serve as both log and index, but CPython finds a dict's first
-    live key by walking past every slot deleted before it: trimming the front of a busy window made
-    each request cost in proportion to the requests of the last minute.) A refunded reservation
-    keeps its place with amount 0 until it leaves the front.
+    The amounts reserved are summed per millisecond in which something was reserved, oldest first, in
+    two arrays of 64-bit integers (16 bytes a millisecond, however many requests it saw, where a log
+    of reservations cost about 200 bytes a request: 130 MiB a minute for four buckets at 2,700 req/s).
+    Open reservations (reserved, not yet settled) are indexed by id with their millisecond's sequence
+    number, so settling moves the amount within that millisecond and it leaves the window with it;
+    a settled reservation leaves the index (settling it again finds nothing, as the port documents).
+    A millisecond left with nothing in it and no open reservation leaves the front early, so the reset
+    time never names one that frees nothing.
     """
 
-    __slots__ = ("index", "log", "total", "window_ms")
+    __slots__ = ("amounts", "base", "head", "open", "pinned", "times", "total", "window_ms")
+
+    _COMPACT_AT = 4096
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        self.log: deque[list[Any]] = deque()
-        self.index: dict[str, list[Any]] = {}
+        self.times = array("q")
+        self.amounts = array("q")
+        self.head = 0
+        """Index of the oldest millisecond still in the window."""
+        self.base = 0
+        """Sequence number of ``times[0]`` (sequence numbers survive compaction)."""
+        self.open: dict[str, tuple[int, int]] = {}
+        """Open reservation -> (its millisecond's sequence number, its amount)."""
+        self.pinned: dict[int, int] = {}
+        """Sequence number -> open reservations in that millisecond."""
         self.total = 0
 
+    @property
+    def empty(self) -> bool:
+        return self.head == len(self.times) and not self.open
+
     def add(self, reservation: str, now_ms: int, amount: int) -> None:
-        entry = [now_ms, amount, reservation]
-        self.log.append(entry)
-        self.index[reservation] = entry
+        times = self.times
+        if len(times) > self.head and times[-1] >= now_ms:  # same millisecond (or a clock step back)
+            self.amounts[-1] += amount
+        else:
+            times.append(now_ms)
+            self.amounts.append(amount)
+        seq = self.base + len(times) - 1
+        self.open[reservation] = (seq, amount)
+        self.pinned[seq] = self.pinned.get(seq, 0) + 1
         self.total += amount
 
     def settle(self, reservation: str, actual: int) -> bool:
-        """Set a reservation's amount (0 refunds it); False when it is unknown or left the window."""
-        entry = self.index.get(reservation)
-        if entry is None:
+        """Set an open reservation's amount (0 refunds it); False when unknown, settled or gone."""
+        found = self.open.pop(reservation, None)
+        if found is None:
             return False
-        self.total += actual - entry[1]
-        entry[1] = actual
-        if actual <= 0:
-            del self.index[reservation]
+        seq, reserved = found
+        self._unpin(seq)
+        index = seq - self.base
+        if index < self.head:  # its millisecond left the window (trim runs first: cannot happen)
+            return False
+        self.amounts[index] += actual - reserved
+        self.total += actual - reserved
         return True
 
     def trim(self, now_ms: int) -> None:
         cutoff = now_ms - self.window_ms
-        log, index = self.log, self.index
-        while log:
-            entry = log[0]
-            at, amount, reservation = entry
-            refunded = amount <= 0 and reservation not in index  # a live reservation may hold 0 for now
-            if at > cutoff and not refunded:
+        times, amounts, pinned, base = self.times, self.amounts, self.pinned, self.base
+        head, end = self.head, len(times)
+        orphans = False
+        while head < end:
+            amount, held = amounts[head], (base + head) in pinned
+            if times[head] > cutoff and (amount > 0 or held):
                 break
-            log.popleft()
             self.total -= amount
-            if index.get(reservation) is entry:
-                del index[reservation]
+            orphans = orphans or held
+            head += 1
+        self.head = head
+        if orphans:  # open reservations whose millisecond left the window can no longer be settled
+            for reservation, (seq, _) in list(self.open.items()):
+                if seq < base + head:
+                    del self.open[reservation]
+                    self._unpin(seq)
+        if head >= self._COMPACT_AT and head * 2 >= end:
+            del times[:head]
+            del amounts[:head]
+            self.base += head
+            self.head = 0
+
+    def _unpin(self, seq: int) -> None:
+        left = self.pinned[seq] - 1
+        if left:
+            self.pinned[seq] = left
+        else:
+            del self.pinned[seq]
 
     def wait_ms(self, now_ms: int, amount: int, limit: int) -> int:
         """Milliseconds until ``amount`` fits, as reservations leave the window; -1 never."""
         if amount > limit:
             return -1
         need = self.total + amount - limit
-        for at, reserved, _ in self.log:
-            need -= reserved
+        times, amounts = self.times, self.amounts
+        for index in range(self.head, len(times)):
+            need -= amounts[index]
             if need <= 0:
-                return int(at) + self.window_ms - now_ms
+                return times[index] + self.window_ms - now_ms
         return self.window_ms
 
     def reset_ms(self, now_ms: int) -> int:
         """Milliseconds until the oldest reservation leaves the window (-1: none); call after trim."""
-        return int(self.log[0][0]) + self.window_ms - now_ms if self.log else -1
+        return self.times[self.head] + self.window_ms - now_ms if self.head < len(self.times) else -1
 
 
 class _Counter:
@@ -225,7 +269,7 @@ class MemoryQuotaStore(QuotaStore):
         self._swept_at = now_ms
         for name, window in list(self._windows.items()):
             window.trim(now_ms)
-            if not window.log:
+            if window.empty:
                 del self._windows[name]
         for name, counter in list(self._counters.items()):
             old = counter.ends_ms is not None and counter.ends_ms + _DAY_MS < now_ms
