@@ -43,7 +43,7 @@ class FlowStateStore:
             index_elements=["flow", "process"],
             set_={"status": status, "stats": values["stats"], "updated_at": values["updated_at"]},
         )
-        async with engine.begin() as connection:
+        async with self.database.begin() as connection:
             await connection.execute(statement)
 
     async def read(self) -> list[dict[str, Any]]:

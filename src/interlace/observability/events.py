@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from interlace.core.turns import in_turns
 from interlace.observability.observer import RequestObserver
 from interlace.observability.record import RequestRecord
 from interlace.observability.spool import Spool, read_events
@@ -158,7 +159,7 @@ class EventLog(RequestObserver):
         *,
         spool_dir: Path | str,
         max_queue: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 5_000,
         flush_interval: float = 0.2,
         retry_for: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -265,8 +266,11 @@ class EventLog(RequestObserver):
         async with self._writing:  # the background task and flush() never write the same batch
             while self._queue:
                 count = min(self._batch_size, len(self._queue))
-                self._inflight = [event_row_of(self._queue.popleft()) for _ in range(count)]
-                await self._deliver(self._inflight)
+                self._inflight = rows = []
+                async for _ in in_turns(range(count)):  # a record leaves the queue once it is a row
+                    rows.append(event_row_of(self._queue[0]))
+                    self._queue.popleft()
+                await self._deliver(rows)
                 self._inflight = []
 
     async def _deliver(self, events: list[EventRow]) -> None:

@@ -6,9 +6,14 @@ Postgres the adapter's bookkeeping wraps each round trip. The event log and the 
 batch in a few fixed statements, so :func:`transaction` borrows a connection from the engine's pool
 (its limits, its failures and its shutdown apply as to any other use) and talks to its driver:
 
-* SQLite (aiosqlite): one hop per statement (``executemany``, ``execute_fetchall``) and one for the
-  commit; the driver opens the transaction before the first write (``BEGIN`` deferred, so a batch's
-  first statement must write to take the database's write lock at once);
+* SQLite (aiosqlite): one hop per statement (``execute_fetchall``, ``executemany``) and one for the
+  commit, in this process's write turn and after ``BEGIN IMMEDIATE`` (see :mod:`.database`). A batch
+  of rows goes in as one statement with one parameter, a JSON array of the rows
+  (:meth:`Direct.insert_rows`: ``INSERT … SELECT … FROM json_each(?)``). ``executemany`` steps SQLite
+  once a row and gives up the GIL around each step; while the event loop keeps the GIL busy the
+  driver's thread waits up to the switch interval (5 ms) to take it back, so under sustained load a
+  500-row batch took seconds and the writers fell behind. (Multi-row ``VALUES (…), (…)`` would do it
+  too, but each batch length is another statement in the driver's cache: megabytes each);
 * Postgres (asyncpg): ``fetch`` / ``executemany`` of statements the driver prepares once per
   connection, in an asyncpg transaction.
 
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -45,6 +52,21 @@ class Direct:
             return list(await self._driver.execute_fetchall(statement, params))
         return list(await self._driver.fetch(statement, *params))
 
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], suffix: str = ""
+    ) -> int:
+        """SQLite: insert ``rows`` (values in ``columns``' order, as JSON gives them back: text, numbers,
+        booleans as 1/0) in one statement; ``suffix`` may skip conflicts. Returns the rows inserted."""
+        if not rows:
+            return 0
+        picks = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(columns)))
+        statement = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - the caller's fixed names
+            f"SELECT {picks} FROM json_each(?) WHERE true {suffix}"  # WHERE: SQLite's upsert grammar
+        )
+        cursor = await self._driver.execute(statement, (orjson.dumps(rows).decode(),))
+        return int(cursor.rowcount)
+
     async def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run a statement once per row; returns the rows changed on SQLite (-1 on Postgres)."""
         if self.sqlite:
@@ -57,7 +79,7 @@ class Direct:
 @asynccontextmanager
 async def transaction(database: Database) -> AsyncIterator[Direct]:
     """One transaction on a pooled connection, through its driver; committed when the block ends."""
-    async with database.engine.connect() as connection:
+    async with database.write_turn(), database.engine.connect() as connection:
         name = connection.dialect.name
         if name not in {"sqlite", "postgresql"}:
             msg = f"the state database supports SQLite and Postgres, not {name}"
@@ -65,6 +87,7 @@ async def transaction(database: Database) -> AsyncIterator[Direct]:
         driver: Any = (await connection.get_raw_connection()).driver_connection
         try:
             if name == "sqlite":
+                await driver.execute("BEGIN IMMEDIATE")
                 yield Direct(driver, sqlite=True)
                 await driver.commit()
             else:

@@ -4,7 +4,7 @@ The statements are fixed strings (prepared once per connection by the drivers), 
 (:mod:`interlace.store.direct`), and their parameters are what the columns hold, so no value goes
 through SQLAlchemy's per-row type processing:
 
-* SQLite (an ``executemany``, one hop to aiosqlite's thread): the events are
+* SQLite (one statement, :meth:`~interlace.store.direct.Direct.insert_rows`): the events are
   inserted with ``ON CONFLICT DO NOTHING`` and the statement's row count says how many were new. When
   some were already logged, the new ones are the newest rows of the table, read back in the same
   transaction (SQLite gives each new row a ``seq`` above every existing one, and this transaction holds
@@ -33,10 +33,17 @@ if TYPE_CHECKING:
 
 __all__ = ["add_usage", "insert_events", "sqlite_time", "usage_params", "usage_upsert"]
 
-_SQLITE_INSERT_EVENTS: Final = (
-    "INSERT INTO request_events (request_id, shadow, occurred_at, tenant, api_key_id, model, status, record) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, shadow) DO NOTHING"
+_EVENT_COLUMNS: Final = (
+    "request_id",
+    "shadow",
+    "occurred_at",
+    "tenant",
+    "api_key_id",
+    "model",
+    "status",
+    "record",
 )
+_SQLITE_SKIP_LOGGED: Final = "ON CONFLICT (request_id, shadow) DO NOTHING"
 _SQLITE_NEWEST_EVENTS: Final = "SELECT request_id, shadow FROM request_events ORDER BY seq DESC LIMIT ?"
 
 _POSTGRES_INSERT_EVENTS: Final = (
@@ -72,7 +79,7 @@ async def insert_events(sql: Direct, rows: list[EventRow]) -> list[EventRow]:
     """Insert ``rows`` (no two with the same key); returns those that were not logged yet."""
     if sql.sqlite:
         params = [_values(row, sqlite_time(row.occurred_at)) for row in rows]
-        inserted = await sql.executemany(_SQLITE_INSERT_EVENTS, params)
+        inserted = await sql.insert_rows("request_events", _EVENT_COLUMNS, params, _SQLITE_SKIP_LOGGED)
         if inserted == len(rows):
             return rows
         fresh = {_key(row) for row in await sql.fetch(_SQLITE_NEWEST_EVENTS, inserted)}

@@ -278,7 +278,7 @@ async def replay(
     began = time.perf_counter()
     totals: dict[UsageKey, dict[str, int]] = {}
     done = 0
-    async with database.engine.begin() as connection:
+    async with database.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("LOCK TABLE usage_daily IN EXCLUSIVE MODE"))
         await connection.execute(delete(usage_daily))

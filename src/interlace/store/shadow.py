@@ -96,7 +96,7 @@ class ShadowRecorder:
             **_side_values("primary", record.primary),
             **_side_values("shadow", record.shadow),
         }
-        async with self._database.engine.begin() as connection:
+        async with self._database.begin() as connection:
             await connection.execute(insert(shadow_records).values(**values))
 
 

@@ -4,11 +4,12 @@ Fixed statements (prepared once per connection by the drivers), run through the 
 (:mod:`interlace.store.direct`), whose parameters are what the columns hold, so an appended batch
 costs one statement per step and no per-row type processing:
 
-* :func:`lock_head` — on SQLite a no-op ``UPDATE … RETURNING`` of the head row, which takes the
-  database's write lock before the head is read; on Postgres ``SELECT … FOR UPDATE``;
+* :func:`lock_head` — on SQLite a no-op ``UPDATE … RETURNING`` of the head row (the transaction
+  holds the database's write lock already: ``BEGIN IMMEDIATE``); on Postgres ``SELECT … FOR UPDATE``;
 * :func:`known_entries` — which of a batch's entry ids are logged already (the ids as one JSON array);
-* :func:`insert_entries` — the new rows (SQLite: ``executemany``; Postgres: one ``INSERT … SELECT FROM
-  unnest(…)``, an array parameter per column); an entry's JSON is its canonical text, stored as it is;
+* :func:`insert_entries` — the new rows in one statement (SQLite: ``INSERT … SELECT FROM json_each(?)``,
+  the rows as one JSON array; Postgres: ``INSERT … SELECT FROM unnest(…)``, an array parameter per
+  column); an entry's JSON is its canonical text, stored as it is;
 * :func:`move_head` — the head row to the newest entry.
 
 On SQLite ``occurred_at`` is stored as SQLAlchemy stores a ``DateTime`` there
@@ -43,10 +44,7 @@ _POSTGRES_KNOWN: Final = (
     "SELECT entry_id FROM audit_log WHERE entry_id IN (SELECT json_array_elements_text($1::json))"
 )
 
-_SQLITE_INSERT: Final = (
-    "INSERT INTO audit_log (seq, entry_id, occurred_at, tenant, request_id, prev_hash, hash, entry) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_COLUMNS: Final = ("seq", "entry_id", "occurred_at", "tenant", "request_id", "prev_hash", "hash", "entry")
 _POSTGRES_INSERT: Final = (
     "INSERT INTO audit_log (seq, entry_id, occurred_at, tenant, request_id, prev_hash, hash, entry) "
     "SELECT seq, entry_id, occurred_at, tenant, request_id, prev_hash, hash, entry::json "
@@ -76,7 +74,9 @@ async def known_entries(sql: Direct, entry_ids: list[str]) -> set[str]:
 async def insert_entries(sql: Direct, rows: list[EntryRow]) -> None:
     """Insert the rows of new entries, in order."""
     if sql.sqlite:
-        await sql.executemany(_SQLITE_INSERT, [(*row[:2], sqlite_time(row[2]), *row[3:]) for row in rows])
+        await sql.insert_rows(
+            "audit_log", _COLUMNS, [(*row[:2], sqlite_time(row[2]), *row[3:]) for row in rows]
+        )
     else:
         await sql.fetch(_POSTGRES_INSERT, *map(list, zip(*rows, strict=True)))
 

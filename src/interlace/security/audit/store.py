@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 
+from interlace.core.turns import in_turns
 from interlace.security.audit.chain import (
     ALG_HMAC,
     ALG_SHA256,
@@ -111,7 +112,7 @@ async def append_chain(database: Database, bodies: Sequence[dict[str, Any]], key
         seq, prev = await lock_head(sql)
         known = await known_entries(sql, [str(body["entry_id"]) for body in bodies])
         values: list[EntryRow] = []
-        for body in bodies:
+        async for body in in_turns(bodies):  # hashing thousands of entries must not stall requests
             entry_id = body["entry_id"]
             if entry_id in known:
                 continue

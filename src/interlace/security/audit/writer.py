@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interlace.core.turns import in_turns
 from interlace.observability.spool import Spool, read_events
 from interlace.security.audit.entry import ContentMode, audit_body
 from interlace.security.audit.store import append_chain
@@ -88,7 +89,7 @@ class AuditWriter:
         key: bytes | None = None,
         content: ContentMode = "hash",
         max_queue: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 5_000,
         flush_interval: float = 0.2,
         retry_for: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -207,8 +208,11 @@ class AuditWriter:
         async with self._writing:  # the background task and flush() never write the same batch
             while self._queue:
                 count = min(self._batch_size, len(self._queue))
-                self._inflight = [self._body(self._queue.popleft()) for _ in range(count)]
-                await self._deliver(self._inflight)
+                self._inflight = bodies = []
+                async for _ in in_turns(range(count)):  # a record leaves the queue once it is a body
+                    bodies.append(self._body(self._queue[0]))
+                    self._queue.popleft()
+                await self._deliver(bodies)
                 self._inflight = []
 
     async def _deliver(self, bodies: list[dict[str, Any]]) -> None:

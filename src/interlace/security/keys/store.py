@@ -75,7 +75,7 @@ class KeyStore:
             "updated_at": now,
         }
         with _database_errors():
-            async with self.database.engine.begin() as connection:
+            async with self.database.begin() as connection:
                 await connection.execute(insert(api_keys).values(**values))
         return IssuedKey(_key(values), format_key(key_id, secret))
 
@@ -134,7 +134,7 @@ class KeyStore:
             "updated_at": now,
         }
         with _database_errors():
-            async with self.database.engine.begin() as connection:
+            async with self.database.begin() as connection:
                 await connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(**changes))
         return IssuedKey(await self.require(key_id), format_key(key_id, secret))
 
@@ -143,7 +143,7 @@ class KeyStore:
         now = datetime.now(UTC)
         await self.require(key_id)
         with _database_errors():
-            async with self.database.engine.begin() as connection:
+            async with self.database.begin() as connection:
                 await connection.execute(
                     update(api_keys)
                     .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))

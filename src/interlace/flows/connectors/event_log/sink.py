@@ -60,7 +60,7 @@ class EventLogSink:
             .values(rows)
             .on_conflict_do_nothing(index_elements=["stream", "message_id"])
         )
-        async with engine.begin() as connection:
+        async with self.database.begin() as connection:
             await connection.execute(statement)
 
     async def aclose(self) -> None:

@@ -60,7 +60,7 @@ class Inbox:
     ) -> bool:
         """Store the event (committed when this returns); False when ``event_id`` was already accepted."""
         try:
-            async with self.database.engine.begin() as connection:
+            async with self.database.begin() as connection:
                 await connection.execute(
                     insert(flow_inbox).values(
                         flow=flow,
@@ -86,7 +86,7 @@ class Inbox:
             or_(flow_inbox.c.lease_expires.is_(None), flow_inbox.c.lease_expires < now),
         )
         claimed: list[Any] = []
-        async with self.database.engine.begin() as connection:
+        async with self.database.begin() as connection:
             for _ in range(_ROUNDS):  # rows another process took between select and update: look again
                 ids = list(
                     (
@@ -131,13 +131,13 @@ class Inbox:
             ]
 
     async def ack(self, row: int, owner: str) -> None:
-        async with self.database.engine.begin() as connection:
+        async with self.database.begin() as connection:
             await connection.execute(
                 delete(flow_inbox).where(flow_inbox.c.id == row, flow_inbox.c.lease_owner == owner)
             )
 
     async def nack(self, row: int, owner: str) -> None:
-        async with self.database.engine.begin() as connection:
+        async with self.database.begin() as connection:
             await connection.execute(
                 update(flow_inbox)
                 .where(flow_inbox.c.id == row, flow_inbox.c.lease_owner == owner)
@@ -147,7 +147,7 @@ class Inbox:
     async def renew(self, rows: Sequence[int], owner: str, *, seconds: float) -> None:
         if not rows:
             return
-        async with self.database.engine.begin() as connection:
+        async with self.database.begin() as connection:
             await connection.execute(
                 update(flow_inbox)
                 .where(flow_inbox.c.id.in_(list(rows)), flow_inbox.c.lease_owner == owner)
