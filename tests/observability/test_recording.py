@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from typing import Any
@@ -105,13 +106,29 @@ def test_a_client_leaving_mid_stream_is_recorded_partial(make_gateway: GatewayFa
 def test_a_client_leaving_before_the_answer_is_recorded(make_gateway: GatewayFactory) -> None:
     server = make_gateway(fake_models_yaml(slow={"latency_ms": 3000}))
     records = watched(server)
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(
-            f"{server.url}/v1/chat/completions", json={"model": "slow", "messages": HELLO}, timeout=0.3
-        )
-    (record,) = records.wait(1)
+    server_errors = _ListHandler()
+    logging.getLogger("uvicorn.error").addHandler(server_errors)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{server.url}/v1/chat/completions", json={"model": "slow", "messages": HELLO}, timeout=0.3
+            )
+        (record,) = records.wait(1)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(server_errors)
     assert (record.status, record.error_code, record.stream) == (499, "client_disconnected", False)
     assert record.duration_s < 2
+    # the client's leaving is not a server error: no "Exception in ASGI application" traceback
+    assert [r.getMessage() for r in server_errors.records if r.levelno >= logging.ERROR] == []
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 PRICED = """models:

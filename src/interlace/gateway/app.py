@@ -121,16 +121,17 @@ def build_app(runtime: Runtime) -> Starlette:
     if runtime.metrics is not None:  # observability.metrics.enabled
         runtime.metrics.live.watch_requests(recorder.in_flight)
         routes.append(Route("/metrics", MetricsRoutes(runtime.metrics).scrape, methods=["GET"]))
-    # the request id first, so every response carries x-request-id (401s of Authenticate included)
+    # the request id first, so every response carries x-request-id (401s of Authenticate included),
+    # and a request whose client went away ends there (recorded as 499 on its way out, not an error)
     middleware = [Middleware(RequestIdMiddleware)]
     if runtime.authenticator.enabled:  # auth.enabled: a master or admin key, virtual keys or OIDC
         middleware.append(Middleware(Authenticate, authenticator=runtime.authenticator, recorder=recorder))
     middleware.append(Middleware(DirectRoutes, routes=routes))  # innermost: fixed paths skip the router
-    if runtime.tracing.enabled:  # outermost: every request gets its server span, 401s included
+    if runtime.tracing.enabled:  # just inside the request id: every request gets its span, 401s included
         # imported only with tracing on: the OpenTelemetry API costs start-up time (an entry-point scan)
         from interlace.gateway.middleware.tracing import TracingMiddleware  # noqa: PLC0415
 
-        middleware.insert(0, Middleware(TracingMiddleware, tracing=runtime.tracing))
+        middleware.insert(1, Middleware(TracingMiddleware, tracing=runtime.tracing))
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -7,6 +7,11 @@ request record, and sent back in the ``x-request-id`` header of every response: 
 401s of the authentication middleware and 404s of unknown paths alike. The one response that does
 not pass through this middleware — the 500 of an unhandled error, answered by Starlette's outermost
 error middleware — gets it from the handler wrapped with :func:`with_request_id`.
+
+As the outermost of the gateway's middleware it is also where a request whose client went away
+(:class:`~interlace.gateway.disconnect.ClientDisconnected`, raised through the routes so that the
+record and the trace see it) ends quietly: nobody is left to answer, and it is not a server error
+for Starlette's error middleware to log with a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from interlace.core.ids import unique_hex
+from interlace.gateway.disconnect import ClientDisconnected
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -96,4 +102,7 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            return
