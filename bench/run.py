@@ -78,13 +78,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="send N requests (c=16) to each gateway and report RSS before/after "
         "(default 20000; 0 skips; the issue's check is --soak 1000000)",
     )
+    parser.add_argument(
+        "--soak-warmup",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="load before the soak's first RSS reading (default 65: past the rate limits' minute)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where latest.md/json go")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     quick = {"duration": 2.0, "warmup": 1.0, "repeat": 1, "concurrency": "1,16", "streams": 50,
-             "litellm": False, "soak": 2000}  # fmt: skip
+             "litellm": False, "soak": 2000, "soak_warmup": 2.0}  # fmt: skip
     full = {"duration": 10.0, "warmup": 2.0, "repeat": 3, "concurrency": "1,16,64,256", "streams": 200,
-            "litellm": True, "soak": 20000}  # fmt: skip
+            "litellm": True, "soak": 20000, "soak_warmup": 65.0}  # fmt: skip
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -194,25 +201,42 @@ def measure_throughput(
 
 
 def soak(args, *, targets: dict[str, Target], wrk: str, progress) -> dict[str, dict]:
-    """N requests at c=16 through each Interlace; RSS before and after (growth = a leak, or caches).
+    """N requests at c=16 through each Interlace, after a warm-up; RSS after the warm-up and after.
 
+    The warm-up runs the same load for --soak-warmup seconds (default 65: longer than the rate
+    limits' one-minute window, whose exact log holds what the last minute reserved), so "before" is
+    the steady state of this load and growth past it is a leak. RSS is sampled after every wrk run.
     LiteLLM is left out: at its rate the default 20,000 requests alone would take minutes.
     """
     out: dict[str, dict] = {}
     for name, target in targets.items():
         if name not in _report.INTERLACES:
             continue
-        progress.step(f"soak: {args.soak:,} requests through {name}")
+        progress.step(f"soak: {args.soak_warmup:.0f} s warm-up, then {args.soak:,} requests through {name}")
+        warm = run_wrk(**target.wrk_args(wrk, 16), seconds=args.soak_warmup) if args.soak_warmup else None
         before = target.proc.tree_rss_kib()
-        sent, errors, began = 0, 0, time.perf_counter()
+        sent, errors, began, samples = 0, 0, time.perf_counter(), []
+        warm_rate = warm["rps"] if warm and warm["rps"] > 0 else 500.0
         while sent < args.soak:
-            rate = max(sent / (time.perf_counter() - began), 50.0) if sent else 500.0
+            rate = max(sent / (time.perf_counter() - began), 50.0) if sent else warm_rate
             seconds = min(30.0, max(1.0, (args.soak - sent) / rate))
             run = run_wrk(**target.wrk_args(wrk, 16), seconds=seconds)
             sent += run["requests"]
             errors += run["error_count"]
+            samples.append([sent, target.proc.tree_rss_kib()])
+            progress.note(f"{sent:,} / {args.soak:,} requests · RSS {samples[-1][1]} KiB")
         after = target.proc.tree_rss_kib()
-        out[name] = {"requests": sent, "errors": errors, "rss_before_kib": before, "rss_after_kib": after}
+        out[name] = {
+            "requests": sent,
+            "errors": errors,
+            "warmup_s": args.soak_warmup,
+            "warmup_requests": warm["requests"] if warm else 0,
+            "rps": round(sent / (time.perf_counter() - began), 1),
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "rss_max_kib": max([after or 0, *(kib or 0 for _, kib in samples)]),
+            "rss_samples": samples,
+        }
         growth = 100 * (after - before) / before if before and after else float("nan")
         progress.note(f"{sent:,} requests · RSS {before} → {after} KiB ({growth:+.1f} %)")
     return out
