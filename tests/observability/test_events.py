@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from tests.support.events import FlakyDatabase, at, record
 
@@ -213,16 +213,19 @@ async def test_replay_rebuilds_the_read_model_identical_to_the_live_one(
     assert await read_model(database) == live
 
 
-async def test_a_request_is_counted_once(database: FlakyDatabase, tmp_path: Path) -> None:
+async def test_an_event_is_counted_once_and_every_request_is_one(
+    database: FlakyDatabase, tmp_path: Path
+) -> None:
     first = record(prompt=5, request_id="same")
     log = event_log(database, tmp_path, batch_size=1)
     await log.start()
     log.observe(first)
-    log.observe(record(prompt=5, request_id="same"))  # another batch
+    log.observe(first)  # the same event again, in another batch (as a spool replayed twice): once
+    log.observe(record(prompt=7, request_id="same"))  # a client reusing its x-request-id: a request
     log.observe(record(prompt=5, request_id="same", shadow=True))  # its shadow call is another event
     await log.aclose()
-    assert (log.stats.appended, log.stats.duplicates) == (2, 1)
-    assert (await report(database))["day"] == [("2026-12-01", 1, 0, 0, 0, 5, 0, 0, 0, 0, 1, 0)]
+    assert (log.stats.appended, log.stats.duplicates) == (3, 1)
+    assert (await report(database))["day"] == [("2026-12-01", 2, 0, 0, 0, 12, 0, 0, 0, 0, 1, 0)]
 
 
 async def test_spool_on_database_failure_then_recovery_without_loss_or_duplicates(
@@ -373,19 +376,41 @@ async def test_records_are_usage_objects(sqlite_database: FlakyDatabase, tmp_pat
     assert (await report(sqlite_database))["day"] == [("2026-12-01", 1, 0, 0, 1, 3, 2, 0, 0, 0, 0, 0)]
 
 
-@pytest.mark.parametrize("revision", ["0002"])
-async def test_the_migration_goes_down_and_up(sqlite_database: FlakyDatabase, revision: str) -> None:
+def migrate(connection: Any, target: str, *, down: bool) -> None:
     from alembic import command  # noqa: PLC0415
     from alembic.config import Config  # noqa: PLC0415
 
     from interlace.store.database import MIGRATIONS  # noqa: PLC0415
 
-    def migrate(connection: Any, target: str, *, down: bool) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, target)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    (command.downgrade if down else command.upgrade)(config, target)
 
+
+async def test_events_logged_before_event_ids_keep_their_place_and_their_spool(
+    database: FlakyDatabase, tmp_path: Path
+) -> None:
+    """0008: rows logged by request id get the id their spool replays with; new requests are new."""
+    old, shadow = record(prompt=3, request_id="old"), record(prompt=4, request_id="old", shadow=True)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(migrate, "0007", down=True)
+        for rec in (old, shadow):  # as the log wrote them then: without an event id
+            row = event_row_of(rec)
+            columns = ("request_id", "shadow", "occurred_at", "tenant", "api_key_id", "model", "status")
+            values = {name: getattr(row, name) for name in columns}
+            await connection.execute(insert(request_events).values(record=orjson.loads(row.record), **values))
+        await connection.run_sync(migrate, "head", down=False)
+    async with database.engine.connect() as connection:
+        query = select(request_events.c.event_id).order_by(request_events.c.seq)
+        assert list((await connection.execute(query)).scalars()) == ["old", "old:shadow"]
+    spooled = [{k: v for k, v in to_event(rec).items() if k != "event_id"} for rec in (old, shadow)]
+    assert await append(database, [event_row(event) for event in spooled]) == 0  # an old spool, replayed
+    assert await append(database, [event_row_of(record(prompt=5, request_id="old"))]) == 1
+
+
+@pytest.mark.parametrize("revision", ["0002"])
+async def test_the_migration_goes_down_and_up(sqlite_database: FlakyDatabase, revision: str) -> None:
     async with sqlite_database.engine.begin() as connection:
         await connection.run_sync(migrate, revision, down=True)
         tables = await connection.run_sync(lambda c: c.dialect.get_table_names(c))

@@ -137,7 +137,7 @@ class EventLogStats:
     appended: int = 0
     """Events written to the database (replayed spool included)."""
     duplicates: int = 0
-    """Events the database already had (a replayed spool, a repeated request id)."""
+    """Events the database already had (a spool replayed again)."""
     batches: int = 0
     """Transactions committed."""
     spilled: int = 0

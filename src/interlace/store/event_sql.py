@@ -12,8 +12,9 @@ through SQLAlchemy's per-row type processing:
   (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), days as ``YYYY-MM-DD``.
 * Postgres: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` of the whole batch
   (each column an array parameter, in the batch's order), which names the new events atomically even
-  when two gateways append the same request id at once. (Passing the batch as one JSON document
-  instead saves asyncpg's per-element checks on the client but costs the server more to parse.)
+  when two gateways append the same event at once (a spool both replay). (Passing the batch as one
+  JSON document instead saves asyncpg's per-element checks on the client but costs the server more to
+  parse.)
 
 The read model is upserted with ``ON CONFLICT … DO UPDATE`` adding the increments, one row per key.
 """
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Final
 from interlace.store.events_tables import USAGE_KEYS, USAGE_METRICS
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import datetime
 
     from interlace.store.direct import Direct
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["add_usage", "insert_events", "sqlite_time", "usage_params", "usage_upsert"]
 
 _EVENT_COLUMNS: Final = (
+    "event_id",
     "request_id",
     "shadow",
     "occurred_at",
@@ -43,16 +44,18 @@ _EVENT_COLUMNS: Final = (
     "status",
     "record",
 )
-_SQLITE_SKIP_LOGGED: Final = "ON CONFLICT (request_id, shadow) DO NOTHING"
-_SQLITE_NEWEST_EVENTS: Final = "SELECT request_id, shadow FROM request_events ORDER BY seq DESC LIMIT ?"
+_SQLITE_SKIP_LOGGED: Final = "ON CONFLICT (event_id) DO NOTHING"
+_SQLITE_NEWEST_EVENTS: Final = "SELECT event_id FROM request_events ORDER BY seq DESC LIMIT ?"
 
 _POSTGRES_INSERT_EVENTS: Final = (
-    "INSERT INTO request_events (request_id, shadow, occurred_at, tenant, api_key_id, model, status, record) "
-    "SELECT request_id, shadow, occurred_at, tenant, api_key_id, model, status, record::json "
-    "FROM unnest($1::varchar[], $2::boolean[], $3::timestamptz[], $4::varchar[], $5::varchar[], "
-    "$6::varchar[], $7::integer[], $8::text[]) WITH ORDINALITY "
-    "AS batch(request_id, shadow, occurred_at, tenant, api_key_id, model, status, record, position) "
-    "ORDER BY position ON CONFLICT (request_id, shadow) DO NOTHING RETURNING request_id, shadow"
+    "INSERT INTO request_events "
+    "(event_id, request_id, shadow, occurred_at, tenant, api_key_id, model, status, record) "
+    "SELECT event_id, request_id, shadow, occurred_at, tenant, api_key_id, model, status, record::json "
+    "FROM unnest($1::varchar[], $2::varchar[], $3::boolean[], $4::timestamptz[], $5::varchar[], "
+    "$6::varchar[], $7::varchar[], $8::integer[], $9::text[]) WITH ORDINALITY "
+    "AS batch(event_id, request_id, shadow, occurred_at, tenant, api_key_id, model, status, record, "
+    "position) "
+    "ORDER BY position ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 
 
@@ -82,22 +85,18 @@ async def insert_events(sql: Direct, rows: list[EventRow]) -> list[EventRow]:
         inserted = await sql.insert_rows("request_events", _EVENT_COLUMNS, params, _SQLITE_SKIP_LOGGED)
         if inserted == len(rows):
             return rows
-        fresh = {_key(row) for row in await sql.fetch(_SQLITE_NEWEST_EVENTS, inserted)}
+        fresh = {str(row[0]) for row in await sql.fetch(_SQLITE_NEWEST_EVENTS, inserted)}
     else:
         columns = zip(*(_values(row, row.occurred_at) for row in rows), strict=True)
-        fresh = {_key(row) for row in await sql.fetch(_POSTGRES_INSERT_EVENTS, *map(list, columns))}
+        fresh = {str(row[0]) for row in await sql.fetch(_POSTGRES_INSERT_EVENTS, *map(list, columns))}
         if len(fresh) == len(rows):
             return rows
-    return [row for row in rows if (row.request_id, row.shadow) in fresh]
-
-
-def _key(row: Sequence[Any]) -> tuple[str, bool]:
-    """``(request_id, shadow)`` of a row read back (SQLite gives the flag as an integer)."""
-    return str(row[0]), bool(row[1])
+    return [row for row in rows if row.event_id in fresh]
 
 
 def _values(row: EventRow, occurred_at: str | datetime) -> tuple[Any, ...]:
     return (
+        row.event_id,
         row.request_id,
         row.shadow,
         occurred_at,

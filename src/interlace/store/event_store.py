@@ -47,6 +47,7 @@ __all__ = [
     "aggregate",
     "append",
     "event_row",
+    "legacy_event_id",
     "project",
     "record_row",
     "replay",
@@ -64,6 +65,12 @@ _KEY_LENGTH = 128
 
 def _text(value: Any) -> str:
     return value[:_KEY_LENGTH] if isinstance(value, str) else ""
+
+
+def legacy_event_id(request_id: str, *, shadow: bool) -> str:
+    """The id of an event logged before events had their own (a spool written then, and the rows the
+    migration to ``event_id`` gave one): its request id, and ``:shadow`` for a mirrored call's."""
+    return f"{request_id}:shadow" if shadow else request_id
 
 
 def _int(value: Any) -> int:
@@ -127,6 +134,8 @@ def _add(totals: dict[UsageKey, dict[str, int]], key: UsageKey, increments: dict
 class EventRow:
     """An event ready to append: its columns, its JSON text and what it adds to the read model."""
 
+    event_id: str
+    """Unique per event: what makes appending it twice (a spool replayed again) harmless."""
     request_id: str
     shadow: bool
     occurred_at: datetime
@@ -147,9 +156,11 @@ def event_row(event: dict[str, Any], record: str | None = None) -> EventRow:
     moment = _moment(event)
     key, increments = _project(event, moment.date())
     _, tenant, api_key_id, model = key
+    request_id, shadow = _text(event["request_id"]), bool(event.get("shadow"))
     return EventRow(
-        request_id=_text(event["request_id"]),
-        shadow=bool(event.get("shadow")),
+        event_id=_text(event.get("event_id")) or legacy_event_id(request_id, shadow=shadow),
+        request_id=request_id,
+        shadow=shadow,
         occurred_at=moment,
         tenant=tenant or None,
         api_key_id=api_key_id or None,
@@ -183,7 +194,7 @@ def record_row(record: RequestRecord, text: str) -> EventRow | None:
     usage = record.usage
     started, cost = record.started_at, record.cost_usd
     texts = (record.request_id, record.tenant, record.api_key_id, record.served_model, record.requested_model)
-    if type(usage) is not Usage:
+    if type(usage) is not Usage or type(record.event_id) is not str or not record.event_id:
         return None
     values = (
         *texts,
@@ -223,6 +234,7 @@ def record_row(record: RequestRecord, text: str) -> EventRow | None:
             "cost_nanos": nanos,
         }
     return EventRow(
+        event_id=record.event_id[:_KEY_LENGTH],
         request_id=request_id,
         shadow=bool(record.shadow),
         occurred_at=moment,
@@ -239,12 +251,12 @@ def record_row(record: RequestRecord, text: str) -> EventRow | None:
 async def append(database: Database, events: Sequence[EventRow]) -> int:
     """Append events and add them to the read model, in one transaction; returns how many were new.
 
-    An event whose ``(request_id, shadow)`` is already logged (or repeated in the batch) is skipped and
-    not counted again.
+    An event whose ``event_id`` is already logged (or repeated in the batch) is skipped and not counted
+    again.
     """
-    rows: dict[tuple[str, bool], EventRow] = {}
+    rows: dict[str, EventRow] = {}
     for event in events:
-        rows.setdefault((event.request_id, event.shadow), event)
+        rows.setdefault(event.event_id, event)
     if not rows:
         return 0
     async with transaction(database) as sql:

@@ -2,8 +2,10 @@
 
 ``request_events`` holds one immutable row per finished request: a sequence id (append order), the
 whole :class:`~interlace.observability.record.RequestRecord` as JSON (less any captured prompt and
-completion text), and the columns usage is looked up by. A request is logged once:
-``(request_id, shadow)`` is unique, so a mirrored shadow call may share its primary's request id.
+completion text), and the columns usage is looked up by. A record is logged once: its ``event_id``
+(:attr:`~interlace.observability.record.RequestRecord.event_id`) is unique, so replaying a spool twice
+appends nothing twice, while two requests that a client sent with the same ``x-request-id`` (and a
+mirrored shadow call, which shares its primary's) are two events.
 
 ``usage_daily`` is a projection of the log, rebuilt at will by replaying it: per UTC day, tenant, API
 key and served model alias, the counts and sums of :func:`interlace.store.event_store.project`.
@@ -39,6 +41,7 @@ request_events = Table(
     "request_events",
     metadata,
     Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
+    Column("event_id", String(160), nullable=False),
     Column("request_id", String(128), nullable=False),
     Column("shadow", Boolean, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
@@ -47,7 +50,8 @@ request_events = Table(
     Column("model", String(128), nullable=True),
     Column("status", Integer, nullable=False),
     Column("record", JSON, nullable=False),
-    UniqueConstraint("request_id", "shadow", name="uq_request_events_request"),
+    UniqueConstraint("event_id", name="uq_request_events_event"),
+    Index("ix_request_events_request_id", "request_id"),
     Index("ix_request_events_occurred_at", "occurred_at"),
     Index("ix_request_events_tenant_time", "tenant", "occurred_at"),
     Index("ix_request_events_api_key_id", "api_key_id"),
