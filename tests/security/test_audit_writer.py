@@ -177,6 +177,36 @@ async def test_a_full_queue_is_spooled_in_order_not_dropped(database: FlakyDatab
     assert (await verify(database, KEY)).ok
 
 
+async def test_a_queue_filling_while_a_batch_is_made_is_spooled_once_in_order(
+    database: FlakyDatabase, tmp_path: Path
+) -> None:
+    """The writer makes a batch's bodies in slices; a full queue spools everything between two."""
+    log = writer(database, tmp_path / "spool", max_queue=45)
+    for rec in records(40, "first"):
+        log.observe(rec)
+    drain = asyncio.create_task(log.flush())
+    await asyncio.sleep(0)  # the drain made one slice of bodies and let the loop run
+    queued = log.queued
+    assert 0 < queued < 40
+    then = records(45 - queued + 1, "then")
+    for rec in then:  # the last one finds the queue full: bodies made so far and the queue are spooled
+        log.observe(rec)
+    assert log.queued == 0
+    for rec in records(3, "after"):  # and the writer goes on after them
+        log.observe(rec)
+    await drain
+    await log.aclose()
+
+    again = writer(database, tmp_path / "spool")
+    await again.start()
+    await again.aclose()
+    expected = (
+        [f"first-{i}" for i in range(40)] + [r.request_id for r in then] + ["after-0", "after-1", "after-2"]
+    )
+    assert await request_ids(database) == expected
+    assert (await verify(database, KEY)).ok
+
+
 async def test_two_writers_on_one_postgres_keep_one_linear_chain(
     postgres: FlakyDatabase, tmp_path: Path
 ) -> None:

@@ -210,9 +210,12 @@ class AuditWriter:
                 count = min(self._batch_size, len(self._queue))
                 self._inflight = bodies = []
                 async for _ in in_turns(range(count)):  # a record leaves the queue once it is a body
+                    if self._inflight is not bodies or not self._queue:
+                        break  # a full queue spooled everything meanwhile, these bodies included
                     bodies.append(self._body(self._queue[0]))
                     self._queue.popleft()
-                await self._deliver(bodies)
+                if self._inflight is bodies and bodies:
+                    await self._deliver(bodies)
                 self._inflight = []
 
     async def _deliver(self, bodies: list[dict[str, Any]]) -> None:
