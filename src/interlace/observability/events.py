@@ -266,7 +266,8 @@ class EventLog(RequestObserver):
         async with self._writing:  # the background task and flush() never write the same batch
             while self._queue:
                 count = min(self._batch_size, len(self._queue))
-                self._inflight = rows = []
+                rows: list[EventRow] = []
+                self._inflight = rows
                 async for _ in in_turns(range(count)):  # a record leaves the queue once it is a row
                     rows.append(event_row_of(self._queue[0]))
                     self._queue.popleft()

@@ -208,7 +208,8 @@ class AuditWriter:
         async with self._writing:  # the background task and flush() never write the same batch
             while self._queue:
                 count = min(self._batch_size, len(self._queue))
-                self._inflight = bodies = []
+                bodies: list[dict[str, Any]] = []
+                self._inflight = bodies
                 async for _ in in_turns(range(count)):  # a record leaves the queue once it is a body
                     if self._inflight is not bodies or not self._queue:
                         break  # a full queue spooled everything meanwhile, these bodies included
