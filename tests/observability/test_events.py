@@ -300,6 +300,24 @@ async def test_a_full_queue_spills_to_the_spool_and_nothing_is_lost(
     assert (await report(sqlite_database))["day"] == [("2026-12-01", 25, 0, 0, 0, 300, 0, 0, 0, 0, 0, 0)]
 
 
+async def test_what_overflowed_goes_in_once_the_queue_has_drained(
+    sqlite_database: FlakyDatabase, tmp_path: Path
+) -> None:
+    log = event_log(sqlite_database, tmp_path, max_queue=10, flush_interval=0.01)
+    await log.start()
+    for index in range(25):  # faster than the writer: 15 overflow to the spool
+        log.observe(record(prompt=index))
+    assert log.stats.spilled == 15
+    for _ in range(200):  # no restart: the writer drains the queue, then replays the spool
+        if log.stats.recovered == 15:
+            break
+        await asyncio.sleep(0.01)
+    assert (log.stats.recovered, log.stats.appended) == (15, 25)
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+    assert (await report(sqlite_database))["day"] == [("2026-12-01", 25, 0, 0, 0, 300, 0, 0, 0, 0, 0, 0)]
+    await log.aclose()
+
+
 async def test_a_running_writer_s_spool_is_not_taken(sqlite_database: FlakyDatabase, tmp_path: Path) -> None:
     writer = Spool(tmp_path / "spool")
     writer.append_encoded([event_json(record())])

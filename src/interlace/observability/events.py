@@ -14,8 +14,9 @@ Nothing is lost:
 * when the database fails, a batch is retried with exponential backoff for up to ``retry_for`` seconds,
   then spooled (``stats.spooled``); while the database stays down, batches are spooled at once and the
   database is probed with a growing delay (up to 5 s);
-* the spool is replayed into the database on :meth:`~EventLog.start` and as soon as a write succeeds
-  again (``stats.recovered``); the log skips request ids it already has, so replays never count twice;
+* the spool is replayed into the database on :meth:`~EventLog.start`, as soon as a write succeeds
+  again, and once the queue has drained after it overflowed (``stats.recovered``); the log skips
+  events it already has (by event id), so replays never count twice;
 * :meth:`~EventLog.aclose` writes (or spools) everything queued before it returns, and records
   observed after it go straight to the spool.
 
@@ -177,6 +178,8 @@ class EventLog(RequestObserver):
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._overflowed = False
+        """Records went to the spool because the queue was full; replayed once it has drained."""
         self._healthy = True
         self._next_probe = 0.0
         self._probe_delay = _FIRST_DELAY
@@ -194,6 +197,7 @@ class EventLog(RequestObserver):
             if self._closed or len(self._queue) >= self._max_queue:
                 self._spool.append_encoded([event_json(record)])
                 self.stats.spilled += 1
+                self._overflowed = True
                 if self._closed:  # nobody will close the file later: leave it to a replayer now
                     self._spool.close()
                 return
@@ -246,6 +250,9 @@ class EventLog(RequestObserver):
         """Drain; on anything unexpected, spool what is pending and keep the writer alive."""
         try:
             await self._drain()
+            if self._overflowed and self._healthy and not self._queue and not self._closed:
+                self._overflowed = False  # the backlog is gone: what overflowed goes in now, not at restart
+                await self.recover_spool()
         except Exception:
             log.exception("event log: the writer failed; spooling what is queued")
             try:
