@@ -114,3 +114,20 @@ async def test_bad_parameters_answer_400_naming_them(runtime: Runtime, query: st
     error = response.json()["error"]
     assert error["param"] == param
     assert param in error["message"]
+
+
+async def test_requests_that_share_a_client_request_id_are_each_counted(runtime: Runtime) -> None:
+    """A client reusing its ``x-request-id`` (a retry, a fixed header) is billed for every request."""
+    transport = httpx.ASGITransport(app=as_tenant(build_app(runtime), "d"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        for _ in range(3):
+            reply = await client.post(
+                "/v1/chat/completions",
+                json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"x-request-id": "client-fixed-id"},
+            )
+            assert reply.status_code == 200
+            assert reply.headers["x-request-id"] == "client-fixed-id"
+    await runtime.event_log.flush()
+    body = (await get(runtime, "d")).json()
+    assert body["total"]["requests"] == 3
