@@ -287,17 +287,18 @@ def render_markdown(result: dict) -> str:  # noqa: PLR0912 - one table after ano
     if result.get("soak"):
         lines += [
             "",
-            "Soak (c=16, after the throughput runs and a warm-up of the same load): RSS → after the soak",
+            "Soak (c=16, after the throughput and a warm-up of the same load): RSS → after the soak",
             "",
-            "| target | warm-up | requests | req/s | errors | after warm-up | after | max | growth |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| target | warm-up | requests | req/s | errors | warmed | after | max | growth | spools |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in result["soak"].items():
             b, a = r["rss_before_kib"], r["rss_after_kib"]
             growth = f"{100 * (a - b) / b:+.1f} %" if a and b else "n/a"
             lines.append(
                 f"| {name} | {r.get('warmup_s', 0):.0f} s | {r['requests']:,} | {r.get('rps', 0):,.0f} "
-                f"| {r['errors']} | {_mib(b)} | {_mib(a)} | {_mib(r.get('rss_max_kib'))} | {growth} |"
+                f"| {r['errors']} | {_mib(b)} | {_mib(a)} | {_mib(r.get('rss_max_kib'))} | {growth} "
+                f"| {r.get('spool_files', 'n/a')} |"
             )
     lines += [
         "",

@@ -226,6 +226,10 @@ def soak(args, *, targets: dict[str, Target], wrk: str, progress) -> dict[str, d
             samples.append([sent, target.proc.tree_rss_kib()])
             progress.note(f"{sent:,} / {args.soak:,} requests · RSS {samples[-1][1]} KiB")
         after = target.proc.tree_rss_kib()
+        try:
+            spools = target.proc.log.read_text(errors="replace").count("spooling to ")
+        except OSError:
+            spools = None
         out[name] = {
             "requests": sent,
             "errors": errors,
@@ -236,6 +240,7 @@ def soak(args, *, targets: dict[str, Target], wrk: str, progress) -> dict[str, d
             "rss_after_kib": after,
             "rss_max_kib": max([after or 0, *(kib or 0 for _, kib in samples)]),
             "rss_samples": samples,
+            "spool_files": spools,  # the writers fell behind (or the database failed) this often, ever
         }
         growth = 100 * (after - before) / before if before and after else float("nan")
         progress.note(f"{sent:,} requests · RSS {before} → {after} KiB ({growth:+.1f} %)")

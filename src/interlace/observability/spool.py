@@ -73,7 +73,7 @@ class Spool:
             finally:
                 os.close(directory)
         self._handle = handle
-        log.warning("event log: spooling events to %s", path)
+        log.warning("spooling to %s until the database takes the records (replayed then)", path)
         return handle
 
     def close(self) -> None:
