@@ -57,6 +57,9 @@ class Direct:
     ) -> int:
         """SQLite: insert ``rows`` (values in ``columns``' order, as JSON gives them back: text, numbers,
         booleans as 1/0) in one statement; ``suffix`` may skip conflicts. Returns the rows inserted."""
+        if not self.sqlite:
+            msg = "insert_rows is SQLite's; on Postgres insert with unnest(…) array parameters"
+            raise NotImplementedError(msg)
         if not rows:
             return 0
         picks = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(columns)))

@@ -29,7 +29,7 @@ from interlace.observability.cost import nanos_to_usd, usd_to_nanos
 from interlace.observability.record import Usage
 from interlace.store.direct import transaction
 from interlace.store.event_sql import add_usage, insert_events, usage_params, usage_upsert
-from interlace.store.events_tables import USAGE_METRICS, request_events, usage_daily
+from interlace.store.events_tables import EVENT_ID_LENGTH, USAGE_METRICS, request_events, usage_daily
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +65,10 @@ _KEY_LENGTH = 128
 
 def _text(value: Any) -> str:
     return value[:_KEY_LENGTH] if isinstance(value, str) else ""
+
+
+def _event_id(value: Any) -> str:
+    return value[:EVENT_ID_LENGTH] if isinstance(value, str) else ""
 
 
 def legacy_event_id(request_id: str, *, shadow: bool) -> str:
@@ -158,7 +162,7 @@ def event_row(event: dict[str, Any], record: str | None = None) -> EventRow:
     _, tenant, api_key_id, model = key
     request_id, shadow = _text(event["request_id"]), bool(event.get("shadow"))
     return EventRow(
-        event_id=_text(event.get("event_id")) or legacy_event_id(request_id, shadow=shadow),
+        event_id=_event_id(event.get("event_id")) or legacy_event_id(request_id, shadow=shadow),
         request_id=request_id,
         shadow=shadow,
         occurred_at=moment,
@@ -234,7 +238,7 @@ def record_row(record: RequestRecord, text: str) -> EventRow | None:
             "cost_nanos": nanos,
         }
     return EventRow(
-        event_id=record.event_id[:_KEY_LENGTH],
+        event_id=_event_id(record.event_id),
         request_id=request_id,
         shadow=bool(record.shadow),
         occurred_at=moment,

@@ -31,17 +31,21 @@ from sqlalchemy import (
 
 from interlace.store.tables import metadata
 
-__all__ = ["USAGE_KEYS", "USAGE_METRICS", "request_events", "usage_daily"]
+__all__ = ["EVENT_ID_LENGTH", "USAGE_KEYS", "USAGE_METRICS", "request_events", "usage_daily"]
 
 #: SQLite autoincrements only an ``INTEGER PRIMARY KEY`` (which is 64-bit there).
 _SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
+
+EVENT_ID_LENGTH = 160
+"""Room for a record's own id (32 hex digits) and for the ids events logged before had (a request id
+of up to 128 characters, plus ``:shadow``)."""
 
 #: One row per finished request, never updated nor deleted.
 request_events = Table(
     "request_events",
     metadata,
     Column("seq", _SEQUENCE, primary_key=True, autoincrement=True),
-    Column("event_id", String(160), nullable=False),
+    Column("event_id", String(EVENT_ID_LENGTH), nullable=False),
     Column("request_id", String(128), nullable=False),
     Column("shadow", Boolean, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),

@@ -168,7 +168,7 @@ class MemoryQuotaStore(QuotaStore):
             bucket = demand.bucket
             if bucket.window_ms is None and bucket.name not in self._counters:
                 await self._seed(bucket)
-        self._sweep(now_ms, keep={d.bucket.name for d in demands})
+        self._sweep(now_ms, demands)
         states = [self._state(d.bucket, now_ms) for d in demands]
         denied: int | None = None
         longest = 0
@@ -262,11 +262,12 @@ class MemoryQuotaStore(QuotaStore):
             log.exception("could not read the spend of %s so far; counting it from 0", bucket.name)
             return 0
 
-    def _sweep(self, now_ms: int, keep: set[str]) -> None:
+    def _sweep(self, now_ms: int, demands: Sequence[Demand]) -> None:
         """Forget windows with nothing left in them and counters of periods over a day ago."""
         if now_ms - self._swept_at < _SWEEP_EVERY_MS:
             return
         self._swept_at = now_ms
+        keep = {demand.bucket.name for demand in demands}  # counters this request is about to use
         for name, window in list(self._windows.items()):
             window.trim(now_ms)
             if window.empty:
