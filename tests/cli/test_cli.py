@@ -46,12 +46,18 @@ def test_check_reports_file_and_line(tmp_path: Path) -> None:
 def test_serve_refuses_public_bind_without_auth(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(fake_models_yaml(echo={}))
-    result = CliRunner().invoke(
-        app, ["serve", "--config", str(config), "--host", "0.0.0.0"], env={"COLUMNS": "300"}
+    result = subprocess.run(
+        [sys.executable, "-m", "interlace", "serve", "--config", str(config), "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    assert result.exit_code == 2
-    assert "allow_unauthenticated_public_bind" in result.output
-    assert "master_key" in result.output
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {config}: refusing to serve on 0.0.0.0"), result.stderr
+    assert "allow_unauthenticated_public_bind" in result.stderr
+    assert "master_key" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_starts_prints_url_and_models_and_stops_on_sigint(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """``interlace serve`` imports only the subsystems its configuration uses.
 
 Each check runs in a fresh interpreter (this one has long imported everything) that loads what the
-``serve`` command loads for a configuration — the command line, the configuration, the runtime and
-the ASGI app — and lists ``sys.modules``. A minimal configuration must not import Redis, the
-OpenTelemetry SDK, jsonschema, Jinja2, PyJWT or a flow's engine, connectors or broker clients; the
-same probe with those features configured shows that it does see them when they are used.
+server of ``interlace serve`` loads for a configuration — its entry point, the configuration, the
+runtime and the ASGI app — and lists ``sys.modules``. It never holds the command line (typer). A
+minimal configuration must not import Redis, the OpenTelemetry SDK, jsonschema, Jinja2, PyJWT or a
+flow's engine, connectors or broker clients; the same probe with those features configured shows
+that it does see them when they are used.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ PROBE = """
 import json, sys
 from pathlib import Path
 
-from interlace.cli.main import app  # the entry point of `interlace`
-from interlace.cli.serve import serve_forever  # what the serve command imports
+from interlace.cli.serve import main  # what `interlace serve` replaces itself with
 from interlace.config.loader import load_config
 from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
@@ -69,6 +69,7 @@ OPTIONAL = {
     "jwt": "auth.oidc",
 }
 BROKER_CLIENTS = ("aiokafka", "aio_pika", "aiomqtt", "nats", "asyncpg", "psycopg", "jsonata")
+COMMAND_LINE = ("typer", "interlace.cli.main")  # (uvicorn imports click)
 FLOW_RUNTIME = ("interlace.flows.engine", "interlace.flows.process", "interlace.flows.build")
 
 
@@ -92,6 +93,7 @@ def test_a_minimal_configuration_imports_no_optional_subsystem(tmp_path: Path) -
         assert not _loaded(modules, prefix), f"{prefix} is imported without {setting} configured"
     assert not [m for m in BROKER_CLIENTS if _loaded(modules, m)]
     assert not [m for m in FLOW_RUNTIME if m in modules]
+    assert not [m for m in COMMAND_LINE if _loaded(modules, m)]
     connectors = [
         m
         for m in _loaded(modules, "interlace.flows.connectors")
@@ -104,3 +106,4 @@ def test_the_probe_sees_the_subsystems_a_configuration_turns_on(tmp_path: Path) 
     modules = _serve_imports(tmp_path, EVERYTHING)
     for prefix in OPTIONAL:
         assert _loaded(modules, prefix), f"{prefix} is not imported although configured"
+    assert not [m for m in COMMAND_LINE if _loaded(modules, m)]

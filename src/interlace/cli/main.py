@@ -1,12 +1,17 @@
 """``interlace serve | check``: the entry point of the command line.
 
 Every command imports what it runs only when it runs: this module and the command modules it
-registers import typer and little else at module level, so ``interlace --help`` and ``interlace
-serve`` load neither the other commands' dependencies nor the subsystems a configuration leaves off.
+registers import typer and little else at module level, so ``interlace --help`` loads none of the
+commands' dependencies. ``interlace serve`` parses its options and replaces itself with the server
+(``python -m interlace.cli.serve``), which loads neither the command line nor the subsystems a
+configuration leaves off.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +20,6 @@ from rich.console import Console
 
 from interlace import __version__
 from interlace.cli.audit import audit_app
-from interlace.cli.collector import full_collections_held
 from interlace.cli.events import events_app
 from interlace.cli.explain import route_app
 from interlace.cli.flow import flow_app
@@ -69,20 +73,19 @@ def serve(
     ] = 1,
 ) -> None:
     """Start the gateway."""
-    console = Console(stderr=True)
-    # what follows loads the runtime: no full garbage collection until it serves (cli.collector)
-    with full_collections_held():
-        from interlace.cli.serve import serve_forever  # noqa: PLC0415 - the runtime only for serve
-        from interlace.config.defaults import embedded_default  # noqa: PLC0415
-        from interlace.config.loader import load_config  # noqa: PLC0415
+    # the process that serves is a fresh one without the command line (see interlace.cli.serve)
+    argv = [sys.executable, *_interpreter_options(), "-m", "interlace.cli.serve", "--workers", str(workers)]
+    for flag, value in (("--config", config), ("--host", host), ("--port", port)):
+        if value is not None:
+            argv += [flag, str(value)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - this interpreter, on this package's own module
 
-        try:
-            settings = load_config(config) if config else embedded_default()
-            source = str(config) if config else "embedded default"
-            serve_forever(settings, source=source, host=host, port=port, console=console, workers=workers)
-        except ConfigError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(code=2) from None
+
+def _interpreter_options() -> list[str]:
+    """The options this interpreter runs with (-W, -X, -O …), for the process that replaces it."""
+    return subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined,no-any-return]  # noqa: SLF001 - multiprocessing's way
 
 
 @app.command()

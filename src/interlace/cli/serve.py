@@ -1,5 +1,10 @@
 """``interlace serve``: bind, start the runtime, serve with uvicorn until interrupted.
 
+The ``serve`` command of the command line parses its options and then replaces itself with
+``python -m interlace.cli.serve`` (:func:`main`), so the process that serves holds the runtime and
+not the command line: typer, click, Rich and pygments are ~7 MiB of a gateway's resident memory,
+paid for as long as it runs. Its messages are plain lines on stderr (bold and colour on a terminal).
+
 With ``server.tls`` it serves HTTPS (and, with ``tls.client_ca_file``, requires client certificates);
 the certificate and key are loaded before the port is bound, so a bad file stops the start-up.
 
@@ -14,6 +19,7 @@ reservations and breakers are per process (a limit of 600 rpm allows up to N x 6
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import functools
@@ -23,27 +29,87 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from interlace import __version__
-from interlace.cli.collector import freeze_start_up
+from interlace.cli.collector import freeze_start_up, full_collections_held
 from interlace.core.errors import ConfigError
 from interlace.gateway.app import build_app
 from interlace.observability.logs import configure_logging
 from interlace.runtime import Runtime
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from rich.console import Console
+    from collections.abc import Callable, Sequence
+    from typing import TextIO
 
     from interlace.config.schema import Config
     from interlace.config.tls import ServerTLSConfig
 
-__all__ = ["bind_socket", "serve_forever", "tls_options"]
+__all__ = ["Say", "bind_socket", "main", "serve_forever", "tls_options"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m interlace.cli.serve [--config F] [--host H] [--port P] [--workers N]``.
+
+    What ``interlace serve`` runs once it has parsed its options (see the module's notes); exits 2 with
+    the message of a configuration error.
+    """
+    parser = argparse.ArgumentParser(prog="interlace serve", description="Start the gateway.")
+    parser.add_argument("--config")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
+    options = parser.parse_args(argv)
+    say = Say(sys.stderr)
+    # what follows loads the runtime: no full garbage collection until it serves (cli.collector)
+    with full_collections_held():
+        from interlace.config.defaults import embedded_default  # noqa: PLC0415 - inside the hold
+        from interlace.config.loader import load_config  # noqa: PLC0415
+
+        try:
+            settings = load_config(options.config) if options.config else embedded_default()
+            source = options.config or "embedded default"
+            serve_forever(
+                settings,
+                source=source,
+                host=options.host,
+                port=options.port,
+                say=say,
+                workers=options.workers,
+            )
+        except ConfigError as exc:
+            say(f"{say.error('error:')} {exc}")
+            raise SystemExit(2) from None
+
+
+class Say:
+    """A line for the operator on a stream: bold and colour when it is a terminal and NO_COLOR is unset."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._styled = stream.isatty() and not os.environ.get("NO_COLOR")
+
+    def __call__(self, line: str) -> None:
+        print(line, file=self._stream, flush=True)
+
+    def _style(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self._styled else text
+
+    def bold(self, text: str) -> str:
+        return self._style(text, "1")
+
+    def name(self, text: str) -> str:
+        return self._style(text, "32")
+
+    def address(self, text: str) -> str:
+        return self._style(text, "36")
+
+    def error(self, text: str) -> str:
+        return self._style(text, "1;31")
 
 
 def serve_forever(
@@ -52,7 +118,7 @@ def serve_forever(
     source: str,
     host: str | None,
     port: int | None,
-    console: Console,
+    say: Say,
     workers: int = 1,
 ) -> None:
     host = host or config.server.host
@@ -73,16 +139,16 @@ def serve_forever(
     tls = tls_options(config.server.tls, source=source)
     sock = bind_socket(host, port)
     if workers == 1:
-        _worker(config, source, sock, host=host, tls=tls, console=console)
+        _worker(config, source, sock, host=host, tls=tls, say=say)
         return
     try:
         _supervise(
             workers,
-            lambda ready: _worker(config, source, sock, host=host, tls=tls, console=console, ready=ready),
+            lambda ready: _worker(config, source, sock, host=host, tls=tls, say=say, ready=ready),
         )
     finally:
         sock.close()
-    console.print("stopped")
+    say("stopped")
 
 
 def _worker(
@@ -92,7 +158,7 @@ def _worker(
     *,
     host: str,
     tls: dict[str, Any],
-    console: Console,
+    say: Say,
     ready: Callable[[], None] | None = None,
 ) -> None:
     """One server process: its own Runtime and event loop on the (possibly shared) bound socket."""
@@ -104,10 +170,10 @@ def _worker(
     scheme = "https" if tls else "http"
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound_port}"
     worker = f" · worker {os.getpid()}" if ready is not None else ""
-    console.print(f"[bold]Interlace {__version__}[/] · {source} · listening on [cyan]{url}[/]{worker}")
+    say(f"{say.bold(f'Interlace {__version__}')} · {source} · listening on {say.address(url)}{worker}")
     for alias, route in runtime.router.routes.items():
-        console.print(f"  model [green]{alias}[/] · {', '.join(sorted(route.operations))}")
-    console.print(f"  OpenAI base URL {url}/v1 · Anthropic base URL {url}", soft_wrap=True)
+        say(f"  model {say.name(alias)} · {', '.join(sorted(route.operations))}")
+    say(f"  OpenAI base URL {url}/v1 · Anthropic base URL {url}")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
@@ -117,7 +183,7 @@ def _worker(
     finally:
         signal.signal(signal.SIGTERM, previous)
         output.close()
-    console.print("stopped")
+    say("stopped")
 
 
 _STOP_GRACE = 20.0
@@ -229,7 +295,7 @@ async def _serve(
     await runtime.start()
     await runtime.database.record_instance(host=host, port=port, config_source=runtime.config_source)
     app = build_app(runtime)
-    # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, Rich, the app); moving them out
+    # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, the app); moving them out
     # of the collector's generations keeps full collections from stalling every request in flight
     freeze_start_up()
     server = uvicorn.Server(
@@ -329,3 +395,7 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+if __name__ == "__main__":
+    main()
