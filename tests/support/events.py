@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from interlace.observability.record import RequestRecord, Usage
 from interlace.store.database import Database
+from interlace.store.driver_pool import DriverPool
 
 _IDS = itertools.count(1)
 
@@ -64,7 +65,7 @@ def record(
 
 
 class FlakyDatabase(Database):
-    """A real database whose engine raises a connection error while ``down`` is true."""
+    """A real database whose engine and driver pool raise a connection error while ``down`` is true."""
 
     down = False
 
@@ -73,3 +74,9 @@ class FlakyDatabase(Database):
         if self.down:
             raise OperationalError("connect", {}, ConnectionRefusedError("the test took the database down"))
         return super().engine
+
+    @property
+    def pool(self) -> DriverPool:
+        if self.down:
+            raise ConnectionRefusedError("the test took the database down")
+        return super().pool

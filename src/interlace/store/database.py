@@ -1,4 +1,12 @@
-"""The database handle: engine, migrations to head on start, write transactions, a readiness ping.
+"""The database handle: driver pool, SQLAlchemy engine, migrations to head, write transactions, a ping.
+
+Two ways in, to the same database:
+
+* :attr:`Database.pool` — the driver's own connections (:mod:`.driver_pool`), for the few fixed
+  statements of the serving path (:mod:`.direct`, the readiness ping, the instance record, the
+  migration check). A gateway that only serves never imports SQLAlchemy.
+* :attr:`Database.engine` — SQLAlchemy's async engine, for the stores that build their queries (jobs,
+  keys' administration, usage reads, flows). It is created, and SQLAlchemy imported, on first use.
 
 SQLite has one writer per database file. Write transactions from this process take turns on one
 :class:`asyncio.Lock` (:meth:`Database.write_turn`) instead of meeting on the file lock, whose busy
@@ -8,9 +16,9 @@ holds the write lock from its first statement: a transaction that read first and
 while another process (a CLI command, a second worker) held the lock would fail at once
 ("database is locked") instead of waiting. Postgres takes neither step.
 
-Alembic (~0.3 s to import) is loaded only when the database is behind: a restart against a database
-already at the head revision (read from the migration files' ``revision``/``down_revision`` lines and
-compared with ``alembic_version``) skips it, which is most of a restart's cold start.
+Alembic (~0.3 s to import) and SQLAlchemy are loaded at start only when the database is behind: a
+restart against a database already at the head revision (read from the migration files'
+``revision``/``down_revision`` lines and compared with ``alembic_version``) skips both.
 """
 
 from __future__ import annotations
@@ -18,30 +26,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import insert, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from interlace import __version__
 from interlace.core.errors import ConfigError
-from interlace.store.tables import gateway_instances
+from interlace.store.driver_pool import DriverPool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from sqlalchemy.engine import Connection
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["Database", "default_database_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r'^(down_revision|revision) = (?:"([^"]*)"|None)$', re.MULTILINE)
+_SQLITE_HAS_VERSIONS = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+_POSTGRES_HAS_VERSIONS = (
+    "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version' AND schemaname = current_schema()"
+)
+_VERSIONS = "SELECT version_num FROM alembic_version"
+_INSERT_INSTANCE = (
+    "INSERT INTO gateway_instances (id, host, port, version, config_source, started_at) VALUES "
+)
+_SQLITE_INSERT_INSTANCE = _INSERT_INSTANCE + "(?, ?, ?, ?, ?, ?)"
+_POSTGRES_INSERT_INSTANCE = _INSERT_INSTANCE + "($1, $2, $3, $4, $5, $6)"
 
 
 def default_database_url(state_dir: str) -> str:
@@ -53,31 +69,63 @@ class Database:
         self.url = url
         self.instance_id = uuid.uuid4().hex
         self.sqlite = url.startswith("sqlite")
+        self._pool: DriverPool | None = None
         self._engine: AsyncEngine | None = None
         self._write_lock = asyncio.Lock() if self.sqlite else None
 
     @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
+    def pool(self) -> DriverPool:
+        """The driver's own connections (see the module's notes)."""
+        if self._pool is None:
             msg = "Database used before start()"
             raise RuntimeError(msg)
+        return self._pool
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """SQLAlchemy's async engine, created (and SQLAlchemy imported) on first use."""
+        if self._pool is None:
+            msg = "Database used before start()"
+            raise RuntimeError(msg)
+        if self._engine is None:
+            from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415 - see the notes
+
+            # orjson for JSON columns: the jobs' requests and results, the flows' state
+            self._engine = create_async_engine(
+                self.url, json_serializer=_dumps, json_deserializer=orjson.loads
+            )
         return self._engine
 
     async def start(self) -> None:
-        if self.url.startswith("sqlite"):
+        if self.sqlite:
             database = self.url.split("///", 1)[-1]
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # orjson for JSON columns: the event log serialises a record per request
-        self._engine = create_async_engine(self.url, json_serializer=_dumps, json_deserializer=orjson.loads)
         try:
-            async with self._engine.begin() as connection:
-                await connection.run_sync(_upgrade_to_head)
-        except (SQLAlchemyError, OSError) as exc:
-            await self._engine.dispose()
-            self._engine = None
+            self._pool = DriverPool(self.url)
+        except ValueError as exc:
+            raise ConfigError(f"state.database_url: {exc}") from None
+        try:
+            if not await self._at_head():
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(_upgrade_to_head)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            await self.aclose()
             raise ConfigError(
                 f"cannot open the state database {self.url!r}: {exc} — check state.database_url / state.dir"
             ) from None
+
+    async def _at_head(self) -> bool:
+        async with self.pool.connection() as connection:
+            if self.sqlite:
+                (has_versions,) = (await connection.execute_fetchall(_SQLITE_HAS_VERSIONS))[0]
+                rows = await connection.execute_fetchall(_VERSIONS) if has_versions else []
+            else:
+                has_versions = await connection.fetchval(_POSTGRES_HAS_VERSIONS)
+                rows = await connection.fetch(_VERSIONS) if has_versions else []
+        heads = head_revisions()
+        return bool(heads) and {row[0] for row in rows} == heads
 
     @contextlib.asynccontextmanager
     async def write_turn(self) -> AsyncIterator[None]:
@@ -100,30 +148,43 @@ class Database:
             yield connection
 
     async def record_instance(self, *, host: str, port: int, config_source: str) -> None:
-        async with self.begin() as connection:
-            await connection.execute(
-                insert(gateway_instances).values(
-                    id=self.instance_id,
-                    host=host,
-                    port=port,
-                    version=__version__,
-                    config_source=config_source,
-                    started_at=datetime.now(UTC),
-                )
-            )
+        from interlace.store.direct import transaction  # noqa: PLC0415 - direct builds on this module
+
+        started = datetime.now(UTC)
+        async with transaction(self) as sql:
+            values = (self.instance_id, host, port, __version__, config_source)
+            if sql.sqlite:
+                await sql.fetch(_SQLITE_INSERT_INSTANCE, *values, started.isoformat(" ", "microseconds")[:26])
+            else:
+                await sql.fetch(_POSTGRES_INSERT_INSTANCE, *values, started)
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError, RuntimeError):
+            async with self.pool.connection() as connection:
+                if self.sqlite:
+                    await connection.execute_fetchall("SELECT 1")
+                else:
+                    await connection.fetchval("SELECT 1")
+        except Exception as exc:
+            if not _is_database_error(exc) and not isinstance(exc, RuntimeError):
+                raise
             return False
         return True
 
     async def aclose(self) -> None:
         if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+        if self._pool is not None:
+            await self._pool.aclose()
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A failure of the database or of reaching it (any driver, SQLAlchemy), not a bug of ours."""
+    if isinstance(exc, (sqlite3.Error, OSError)):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("asyncpg", "sqlalchemy"))
 
 
 def _dumps(value: object) -> str:
@@ -142,9 +203,11 @@ def head_revisions() -> set[str]:
 
 
 def _at_head(connection: Connection) -> bool:
+    from sqlalchemy import inspect, text  # noqa: PLC0415 - SQLAlchemy only when migrating
+
     if not inspect(connection).has_table("alembic_version"):
         return False
-    current = {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+    current = {row[0] for row in connection.execute(text(_VERSIONS))}
     heads = head_revisions()
     return bool(heads) and current == heads
 

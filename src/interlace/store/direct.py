@@ -3,8 +3,8 @@
 Through SQLAlchemy's async layer every statement costs the event loop a few hundred microseconds of
 CPU: on SQLite each DBAPI call (cursor, execute, fetch, close) is a hop to aiosqlite's thread, on
 Postgres the adapter's bookkeeping wraps each round trip. The event log and the audit log write each
-batch in a few fixed statements, so :func:`transaction` borrows a connection from the engine's pool
-(its limits, its failures and its shutdown apply as to any other use) and talks to its driver:
+batch in a few fixed statements, so :func:`transaction` borrows a connection from the database's
+driver pool (:mod:`.driver_pool`: no SQLAlchemy at all) and talks to the driver:
 
 * SQLite (aiosqlite): one hop per statement (``execute_fetchall``, ``executemany``) and one for the
   commit, in this process's write turn and after ``BEGIN IMMEDIATE`` (see :mod:`.database`). A batch
@@ -18,9 +18,9 @@ batch in a few fixed statements, so :func:`transaction` borrows a connection fro
   connection, in an asyncpg transaction.
 
 Statements use the driver's placeholders (``?`` for SQLite, ``$1`` … for Postgres) and parameters as
-the driver takes them. When anything fails inside the transaction, the connection is invalidated (it
-is closed, which rolls back, and the pool opens a fresh one next time), so a connection cut mid-batch
-is never handed out again.
+the driver takes them. When anything fails inside the transaction, the connection is closed, which
+rolls it back (the pool opens a fresh one next time), so a connection cut mid-batch is never
+handed out again.
 """
 
 from __future__ import annotations
@@ -81,21 +81,12 @@ class Direct:
 
 @asynccontextmanager
 async def transaction(database: Database) -> AsyncIterator[Direct]:
-    """One transaction on a pooled connection, through its driver; committed when the block ends."""
-    async with database.write_turn(), database.engine.connect() as connection:
-        name = connection.dialect.name
-        if name not in {"sqlite", "postgresql"}:
-            msg = f"the state database supports SQLite and Postgres, not {name}"
-            raise NotImplementedError(msg)
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        try:
-            if name == "sqlite":
-                await driver.execute("BEGIN IMMEDIATE")
-                yield Direct(driver, sqlite=True)
-                await driver.commit()
-            else:
-                async with driver.transaction():
-                    yield Direct(driver, sqlite=False)
-        except BaseException:
-            await connection.invalidate()
-            raise
+    """One transaction on a pooled driver connection; committed when the block ends."""
+    async with database.write_turn(), database.pool.connection() as driver:
+        if database.pool.sqlite:
+            await driver.execute("BEGIN IMMEDIATE")
+            yield Direct(driver, sqlite=True)  # a failure closes the connection, which rolls back
+            await driver.commit()
+        else:
+            async with driver.transaction():
+                yield Direct(driver, sqlite=False)
