@@ -34,7 +34,7 @@ from interlace.security.pii import PiiPolicy
 from interlace.security.quotas import Quotas
 from interlace.security.residency import ResidencyPolicy
 from interlace.store.database import Database, default_database_url
-from interlace.store.shadow import ShadowRecorder
+from interlace.store.shadow_recorder import ShadowRecorder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

@@ -14,6 +14,8 @@ from tests.conftest import GatewayFactory, fake_models_yaml
 from tests.support.gateway import GatewayServer
 from tests.support.observe import Records, scrape
 
+from interlace.store.driver_pool import DriverPool
+
 MASTER = "master-s3cret"
 ADMIN = "admin-s3cret"
 CHAT = [{"role": "user", "content": "hello"}]
@@ -175,9 +177,10 @@ def test_rejected_requests_are_recorded_and_counted(gateway: GatewayServer) -> N
 def test_keys_keep_working_while_the_database_is_down(gateway: GatewayServer) -> None:
     key = create(gateway)["key"]
     database = gateway.runtime.database
-    healthy = database._engine
-    broken = create_async_engine("sqlite+aiosqlite:////nonexistent-dir/interlace.db")
-    database._engine = broken  # every query now fails to connect
+    healthy = database._engine, database._pool
+    broken = "sqlite+aiosqlite:////nonexistent-dir/interlace.db"
+    # every query now fails to connect, through SQLAlchemy or through the driver
+    database._engine, database._pool = create_async_engine(broken), DriverPool(broken)
     try:
         deadline = time.monotonic() + 30
         ready = httpx.get(f"{gateway.url}/readyz").json()
@@ -200,4 +203,4 @@ def test_keys_keep_working_while_the_database_is_down(gateway: GatewayServer) ->
         assert unavailable.status_code == 503
         assert unavailable.json()["error"]["code"] == "database_unavailable"
     finally:
-        database._engine = healthy
+        database._engine, database._pool = healthy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import OperationalError
@@ -78,5 +79,5 @@ class FlakyDatabase(Database):
     @property
     def pool(self) -> DriverPool:
         if self.down:
-            raise ConnectionRefusedError("the test took the database down")
+            raise sqlite3.OperationalError("the test took the database down")  # as a driver raises it
         return super().pool

@@ -13,7 +13,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from interlace.core.errors import InterlaceError
-from interlace.flows.connectors.webhook.inbox import Inbox
 from interlace.gateway.errors import handle_exception
 from interlace.gateway.middleware.auth import Authenticate
 from interlace.gateway.middleware.direct_routes import DirectRoutes
@@ -69,7 +68,7 @@ def build_app(runtime: Runtime) -> Starlette:
     # AI functions (interlace.functions): run through the same gate and router (runtime.functions)
     runner = runtime.functions
     functions = FunctionRoutes(runner, contexts, max_body_bytes=limit, recorder=recorder)
-    flow_events = FlowEventRoutes(Inbox(runtime.database), config.flows)
+    flow_events = FlowEventRoutes(runtime.database, config.flows)
     # built on the first request for it, not at start-up (~30-60 ms), then served from memory
     openapi = functools.cache(
         lambda: orjson.dumps(

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Table, UniqueConstraint
 
+from interlace.store.audit_columns import HEAD_ID
 from interlace.store.tables import metadata
 
 __all__ = ["HEAD_ID", "audit_head", "audit_log"]
-
-HEAD_ID = 1
-"""The key of the one row of ``audit_head``."""
 
 #: One row per audited request, never updated nor deleted.
 audit_log = Table(

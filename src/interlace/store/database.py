@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["Database", "default_database_url"]
+__all__ = ["Database", "default_database_url", "is_database_error"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r'^(down_revision|revision) = (?:"([^"]*)"|None)$', re.MULTILINE)
@@ -109,9 +109,9 @@ class Database:
                 async with self.engine.begin() as connection:
                     await connection.run_sync(_upgrade_to_head)
         except Exception as exc:
-            if not _is_database_error(exc):
+            await self.aclose()  # the driver's threads must not outlive a failed start
+            if not is_database_error(exc):
                 raise
-            await self.aclose()
             raise ConfigError(
                 f"cannot open the state database {self.url!r}: {exc} — check state.database_url / state.dir"
             ) from None
@@ -166,7 +166,7 @@ class Database:
                 else:
                     await connection.fetchval("SELECT 1")
         except Exception as exc:
-            if not _is_database_error(exc) and not isinstance(exc, RuntimeError):
+            if not is_database_error(exc) and not isinstance(exc, RuntimeError):
                 raise
             return False
         return True
@@ -179,7 +179,7 @@ class Database:
             await self._pool.aclose()
 
 
-def _is_database_error(exc: BaseException) -> bool:
+def is_database_error(exc: BaseException) -> bool:
     """A failure of the database or of reaching it (any driver, SQLAlchemy), not a bug of ours."""
     if isinstance(exc, (sqlite3.Error, OSError)):
         return True

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
-from interlace.store.events_tables import USAGE_KEYS, USAGE_METRICS
+from interlace.store.event_columns import USAGE_KEYS, USAGE_METRICS
 
 if TYPE_CHECKING:
     from datetime import datetime

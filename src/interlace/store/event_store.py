@@ -11,7 +11,9 @@ writes them with plain SQL per dialect through the driver (:mod:`interlace.store
 :mod:`interlace.store.direct`), so a batch costs one statement for the events and one for the read
 model.
 
-Upserts use the dialect's ``INSERT … ON CONFLICT``: SQLite and Postgres are supported.
+Upserts use the dialect's ``INSERT … ON CONFLICT``: SQLite and Postgres are supported. Appending
+needs no SQLAlchemy (the serving path never imports it); :func:`replay` and :func:`usage` build their
+queries with it and import it when they run.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import orjson
-from sqlalchemy import delete, func, select, text
 
 from interlace.observability.cost import nanos_to_usd, usd_to_nanos
 from interlace.observability.record import Usage
 from interlace.store.direct import transaction
+from interlace.store.event_columns import EVENT_ID_LENGTH, USAGE_METRICS
 from interlace.store.event_sql import add_usage, insert_events, usage_params, usage_upsert
-from interlace.store.events_tables import EVENT_ID_LENGTH, USAGE_METRICS, request_events, usage_daily
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -291,6 +292,10 @@ async def replay(
     on Postgres live writers wait for it (the read model is locked), on SQLite the database is.
     ``progress(done, total)`` is called before the first batch of events and after each.
     """
+    from sqlalchemy import delete, func, select, text  # noqa: PLC0415 - SQLAlchemy only for the reads
+
+    from interlace.store.events_tables import request_events, usage_daily  # noqa: PLC0415
+
     began = time.perf_counter()
     totals: dict[UsageKey, dict[str, int]] = {}
     done = 0
@@ -370,6 +375,10 @@ async def usage(
     ``tenant=None`` is the single default tenant: it sees only requests that had no tenant.
     Rows are sorted by their key.
     """
+    from sqlalchemy import func, select  # noqa: PLC0415 - SQLAlchemy only for the reads
+
+    from interlace.store.events_tables import usage_daily  # noqa: PLC0415
+
     column = {"day": usage_daily.c.day, "model": usage_daily.c.model, "api_key": usage_daily.c.api_key_id}[
         group_by
     ]

@@ -29,16 +29,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from interlace.store.event_columns import EVENT_ID_LENGTH, USAGE_KEYS, USAGE_METRICS
 from interlace.store.tables import metadata
 
 __all__ = ["EVENT_ID_LENGTH", "USAGE_KEYS", "USAGE_METRICS", "request_events", "usage_daily"]
 
 #: SQLite autoincrements only an ``INTEGER PRIMARY KEY`` (which is 64-bit there).
 _SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
-
-EVENT_ID_LENGTH = 160
-"""Room for a record's own id (32 hex digits) and for the ids events logged before had (a request id
-of up to 128 characters, plus ``:shadow``)."""
 
 #: One row per finished request, never updated nor deleted.
 request_events = Table(
@@ -62,24 +59,6 @@ request_events = Table(
     Index("ix_request_events_model", "model"),
     Index("ix_request_events_status", "status"),
 )
-
-USAGE_KEYS = ("day", "tenant", "api_key_id", "model")
-"""The read model's primary key."""
-
-USAGE_METRICS = (
-    "requests",
-    "errors",
-    "partial",
-    "estimated",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cost_nanos",
-    "shadow_requests",
-    "shadow_cost_nanos",
-)
-"""The read model's additive columns."""
 
 #: Usage and cost per UTC day, tenant, API key and served model: a projection of ``request_events``.
 usage_daily = Table(

@@ -1,8 +1,8 @@
 """Shadow comparisons in the state database: the ``shadow_records`` table, its writer and its report.
 
-:class:`ShadowRecorder` inserts one row per mirrored request (it is the
-:class:`~interlace.routing.shadow.ShadowSink` the runtime hands the mirror; it runs in the mirror's
-background task, never on a request path). :class:`ShadowReport` aggregates the rows per
+:class:`ShadowRecorder` (:mod:`interlace.store.shadow_recorder`) inserts one row per mirrored request
+(it is the :class:`~interlace.routing.shadow.ShadowSink` the runtime hands the mirror; it runs in the
+mirror's background task, never on a request path). :class:`ShadowReport` aggregates the rows per
 ``alias → candidate`` pair: requests, agreement, latency percentiles, error rates and cost of each side.
 
 Latency percentiles are of the successful calls of each side (nearest rank); cost is the sum of the
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text, insert, select
+from sqlalchemy import Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text, select
 
+from interlace.store.shadow_recorder import ShadowRecorder
 from interlace.store.tables import metadata
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Select
 
-    from interlace.routing.shadow import ShadowRecord, SideRecord
     from interlace.store.database import Database
 
 __all__ = ["ShadowRecorder", "ShadowReport", "ShadowSummary", "SideSummary", "percentile", "shadow_records"]
@@ -62,42 +62,6 @@ shadow_records = Table(
     *_side_columns("shadow"),
     Index("ix_shadow_records_pair_time", "alias", "candidate", "created_at"),
 )
-
-
-def _side_values(side: str, record: SideRecord) -> dict[str, Any]:
-    return {
-        f"{side}_deployment": record.deployment,
-        f"{side}_text": record.text,
-        f"{side}_finish": record.finish,
-        f"{side}_latency_ms": record.latency_ms,
-        f"{side}_prompt_tokens": record.prompt_tokens,
-        f"{side}_completion_tokens": record.completion_tokens,
-        f"{side}_error": record.error,
-        f"{side}_cost_usd": record.cost_usd,
-    }
-
-
-class ShadowRecorder:
-    """Writes comparisons to the state database (the database must have been started)."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    async def record(self, record: ShadowRecord) -> None:
-        values = {
-            "id": record.id,
-            "request_id": record.request_id[:128],
-            "alias": record.alias,
-            "candidate": record.candidate,
-            "created_at": record.created_at.astimezone(UTC),
-            "stream": record.stream,
-            "exact_match": record.exact_match,
-            "similarity": record.similarity,
-            **_side_values("primary", record.primary),
-            **_side_values("shadow", record.shadow),
-        }
-        async with self._database.begin() as connection:
-            await connection.execute(insert(shadow_records).values(**values))
 
 
 @dataclass(frozen=True, slots=True)

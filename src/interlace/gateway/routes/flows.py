@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from interlace.config.flows import FlowConfig
     from interlace.flows.connectors.webhook.inbox import Inbox
+    from interlace.store.database import Database
 
 __all__ = ["ENDPOINT", "FlowEventRoutes"]
 
@@ -34,13 +35,22 @@ _MAX_ID: Final = 255
 
 
 class FlowEventRoutes:
-    def __init__(self, inbox: Inbox, flows: dict[str, FlowConfig]) -> None:
-        self.inbox = inbox
+    def __init__(self, database: Database, flows: dict[str, FlowConfig]) -> None:
+        self._database = database
+        self._inbox: Inbox | None = None
         self.flows = {
             name: (flow, flow.source)
             for name, flow in flows.items()
             if isinstance(flow.source, WebhookSourceConfig)
         }
+
+    def inbox(self) -> Inbox:
+        """The webhook inbox, made with the first event (a gateway without webhook flows never loads it)."""
+        if self._inbox is None:
+            from interlace.flows.connectors.webhook.inbox import Inbox  # noqa: PLC0415 - SQLAlchemy's
+
+            self._inbox = Inbox(self._database)
+        return self._inbox
 
     async def post(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -64,7 +74,7 @@ class FlowEventRoutes:
         event_id = self._event_id(request, body)
         key = body.get(source.key_field) if source.key_field else None
         headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
-        accepted = await self.inbox.accept(
+        accepted = await self.inbox().accept(
             name,
             event_id,
             body,

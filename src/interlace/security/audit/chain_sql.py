@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 import orjson
 
-from interlace.store.audit_tables import HEAD_ID
+from interlace.store.audit_columns import HEAD_ID
 from interlace.store.event_sql import sqlite_time
 
 if TYPE_CHECKING:

@@ -8,7 +8,9 @@ Gateways sharing one Postgres therefore append one linear chain.
 
 Reading: :func:`rows` (in chain order, filtered by tenant and time, page by page underneath),
 :func:`page` (one page for ``GET /v1/audit``), :func:`verify` (the whole chain, against the head row)
-and :func:`export_line` (an entry as one line of an export, with its chain fields).
+and :func:`export_line` (an entry as one line of an export, with its chain fields). The readers build
+their queries with SQLAlchemy and import it when they run: the writer, on every gateway's serving
+path, does not need it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
-
-from sqlalchemy import select
 
 from interlace.core.turns import in_turns
 from interlace.security.audit.chain import (
@@ -31,7 +31,7 @@ from interlace.security.audit.chain import (
     link_hash,
 )
 from interlace.security.audit.chain_sql import EntryRow, insert_entries, known_entries, lock_head, move_head
-from interlace.store.audit_tables import HEAD_ID, audit_head, audit_log
+from interlace.store.audit_columns import HEAD_ID
 from interlace.store.direct import transaction
 
 if TYPE_CHECKING:
@@ -142,6 +142,10 @@ async def append_chain(database: Database, bodies: Sequence[dict[str, Any]], key
 
 async def head(database: Database) -> tuple[int, str]:
     """The chain head: the newest entry's sequence number and hash (``0`` and GENESIS when empty)."""
+    from sqlalchemy import select  # noqa: PLC0415 - SQLAlchemy only for the reads (see the notes)
+
+    from interlace.store.audit_tables import audit_head  # noqa: PLC0415
+
     async with database.engine.connect() as connection:
         seq, digest = (
             await connection.execute(
@@ -152,6 +156,8 @@ async def head(database: Database) -> tuple[int, str]:
 
 
 def _filtered(query: Select[Any], where: AuditFilter) -> Select[Any]:
+    from interlace.store.audit_tables import audit_log  # noqa: PLC0415 - SQLAlchemy only for the reads
+
     if not isinstance(where.tenant, _AllTenants):
         query = query.where(
             audit_log.c.tenant.is_(None) if where.tenant is None else audit_log.c.tenant == where.tenant
@@ -173,6 +179,10 @@ async def rows(
     database: Database, where: AuditFilter | None = None, *, after: int = 0, batch: int = _PAGE
 ) -> AsyncIterator[ChainRow]:
     """Entries in chain order (from sequence number ``after + 1``), read ``batch`` at a time."""
+    from sqlalchemy import select  # noqa: PLC0415 - SQLAlchemy only for the reads (see the notes)
+
+    from interlace.store.audit_tables import audit_log  # noqa: PLC0415
+
     columns = (audit_log.c.seq, audit_log.c.prev_hash, audit_log.c.hash, audit_log.c.entry)
     while True:
         query = _filtered(select(*columns), where or AuditFilter())

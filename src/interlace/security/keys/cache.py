@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from interlace.core.errors import ServiceUnavailable
 from interlace.security.keys.model import is_key_id
+from interlace.store.database import is_database_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -107,7 +106,9 @@ class KeyCache:
             since = None
         try:
             keys = await self.store.changed_since(since)
-        except (SQLAlchemyError, OSError, RuntimeError) as exc:
+        except Exception as exc:
+            if not is_database_error(exc) and not isinstance(exc, RuntimeError):
+                raise
             self._failed(exc)
             return False
         self._refreshes += 1

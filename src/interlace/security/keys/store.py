@@ -1,7 +1,9 @@
 """The keys' persistence: create, read, list, rotate and revoke rows of ``api_keys``.
 
 Used by the admin API, ``interlace keys`` and the key cache's refreshes — never by a request's
-authentication, which reads the cache. A database failure is a
+authentication, which reads the cache. What the cache reads (a key by id, the keys changed since) is
+plain SQL (:mod:`interlace.security.keys.rows`); the rest builds its statements with SQLAlchemy,
+imported when an operator first changes or lists keys. A database failure is a
 :class:`~interlace.core.errors.ServiceUnavailable` (503 ``database_unavailable``), never a stack trace.
 """
 
@@ -11,11 +13,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
-
 from interlace.core.errors import NotFound, RequestError, ServiceUnavailable
-from interlace.core.principal import Limits
 from interlace.security.keys.model import (
     ApiKey,
     IssuedKey,
@@ -24,9 +22,9 @@ from interlace.security.keys.model import (
     is_key_id,
     new_key_id,
     new_secret,
-    utc,
 )
-from interlace.store.keys_tables import api_keys
+from interlace.security.keys.rows import api_key, changed_since, key_by_id
+from interlace.store.database import is_database_error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,7 +39,9 @@ __all__ = ["KeyStore"]
 def _database_errors() -> Iterator[None]:
     try:
         yield
-    except (SQLAlchemyError, OSError) as exc:
+    except Exception as exc:
+        if not is_database_error(exc):
+            raise
         raise ServiceUnavailable(
             f"the key database is unavailable ({type(exc).__name__}); try again shortly",
             code="database_unavailable",
@@ -74,19 +74,20 @@ class KeyStore:
             "created_at": now,
             "updated_at": now,
         }
+        from sqlalchemy import insert  # noqa: PLC0415 - SQLAlchemy only for the operators' changes
+
+        from interlace.store.keys_tables import api_keys  # noqa: PLC0415
+
         with _database_errors():
             async with self.database.begin() as connection:
                 await connection.execute(insert(api_keys).values(**values))
-        return IssuedKey(_key(values), format_key(key_id, secret))
+        return IssuedKey(api_key(values), format_key(key_id, secret))
 
     async def get(self, key_id: str) -> ApiKey | None:
         if not is_key_id(key_id):
             return None
         with _database_errors():
-            async with self.database.engine.connect() as connection:
-                query = select(api_keys).where(api_keys.c.id == key_id)
-                row = (await connection.execute(query)).mappings().first()
-        return _key(row) if row is not None else None
+            return await key_by_id(self.database, key_id)
 
     async def require(self, key_id: str) -> ApiKey:
         key = await self.get(key_id)
@@ -97,6 +98,10 @@ class KeyStore:
     async def list_keys(
         self, *, tenant: str | None = None, team: str | None = None, include_revoked: bool = False
     ) -> list[ApiKey]:
+        from sqlalchemy import select  # noqa: PLC0415 - SQLAlchemy only for the operators' changes
+
+        from interlace.store.keys_tables import api_keys  # noqa: PLC0415
+
         query = select(api_keys).order_by(api_keys.c.tenant, api_keys.c.created_at, api_keys.c.id)
         if tenant is not None:
             query = query.where(api_keys.c.tenant == tenant)
@@ -107,16 +112,11 @@ class KeyStore:
         with _database_errors():
             async with self.database.engine.connect() as connection:
                 rows = (await connection.execute(query)).mappings().all()
-        return [_key(row) for row in rows]
+        return [api_key(row) for row in rows]
 
     async def changed_since(self, since: datetime | None) -> list[ApiKey]:
         """Every key written at or after ``since`` (every key when None); raises what the driver raises."""
-        query = select(api_keys)
-        if since is not None:
-            query = query.where(api_keys.c.updated_at >= since.astimezone(UTC))
-        async with self.database.engine.connect() as connection:
-            rows = (await connection.execute(query)).mappings().all()
-        return [_key(row) for row in rows]
+        return await changed_since(self.database, since)
 
     async def rotate(self, key_id: str, *, grace: timedelta = timedelta(0)) -> IssuedKey:
         """A new secret for ``key_id``; the current one keeps working for ``grace`` (0: stops now)."""
@@ -133,6 +133,10 @@ class KeyStore:
             "previous_expires_at": now + grace if grace > timedelta(0) else None,
             "updated_at": now,
         }
+        from sqlalchemy import update  # noqa: PLC0415 - SQLAlchemy only for the operators' changes
+
+        from interlace.store.keys_tables import api_keys  # noqa: PLC0415
+
         with _database_errors():
             async with self.database.begin() as connection:
                 await connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(**changes))
@@ -142,6 +146,10 @@ class KeyStore:
         """Revoke ``key_id`` now (a key already revoked stays as it was)."""
         now = datetime.now(UTC)
         await self.require(key_id)
+        from sqlalchemy import update  # noqa: PLC0415 - SQLAlchemy only for the operators' changes
+
+        from interlace.store.keys_tables import api_keys  # noqa: PLC0415
+
         with _database_errors():
             async with self.database.begin() as connection:
                 await connection.execute(
@@ -150,33 +158,3 @@ class KeyStore:
                     .values(revoked_at=now, previous_hash=None, previous_expires_at=None, updated_at=now)
                 )
         return await self.require(key_id)
-
-
-def _key(row: Any) -> ApiKey:
-    """An :class:`ApiKey` from a row (or the values just inserted)."""
-    models, endpoints = row["models"], row["endpoints"]
-    created = utc(row["created_at"])
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        tenant=row["tenant"],
-        team=row["team"],
-        subject=row["subject"],
-        secret_hash=row["secret_hash"],
-        previous_hash=row.get("previous_hash"),
-        previous_expires_at=utc(row.get("previous_expires_at")),
-        models=frozenset(models) if models is not None else None,
-        endpoints=frozenset(endpoints) if endpoints is not None else None,
-        limits=Limits(
-            rpm=row["rpm"],
-            tpm=row["tpm"],
-            budget_usd=row["budget_usd"],
-            soft_budget_usd=row["soft_budget_usd"],
-            budget_period=row["budget_period"],
-        ),
-        metadata=dict(row["meta"] or {}),
-        expires_at=utc(row["expires_at"]),
-        created_at=created or datetime.now(UTC),
-        updated_at=utc(row["updated_at"]) or created or datetime.now(UTC),
-        revoked_at=utc(row.get("revoked_at")),
-    )

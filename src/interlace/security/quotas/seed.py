@@ -1,16 +1,15 @@
 """A budget's spend so far, read from the usage read model (``usage_daily``) of the state database.
 
 The in-memory quota store calls it once per budget counter, so spend survives a restart without Redis:
-``usage_daily`` holds each request's cost per UTC day, tenant and API key (shadow calls apart).
+``usage_daily`` holds each request's cost per UTC day, tenant and API key (shadow calls apart). One
+fixed statement per scope, through the driver (no SQLAlchemy on the serving path); SQLite keeps days
+as ``YYYY-MM-DD`` text, which compares as the dates do.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from sqlalchemy import func, select
-
-from interlace.store.events_tables import usage_daily
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from interlace.security.quotas.store import SpendQuery
@@ -18,12 +17,19 @@ if TYPE_CHECKING:
 
 __all__ = ["spent_nanos"]
 
+_FIRST_DAY = date.min  # "all time"
+
 
 async def spent_nanos(database: Database, query: SpendQuery) -> int:
     """Nano-dollars spent by the key or tenant of ``query`` since its period began."""
-    column = usage_daily.c.api_key_id if query.scope == "key" else usage_daily.c.tenant
-    statement = select(func.sum(usage_daily.c.cost_nanos)).where(column == query.id)
-    if query.since is not None:
-        statement = statement.where(usage_daily.c.day >= query.since)
-    async with database.engine.connect() as connection:
-        return int(await connection.scalar(statement) or 0)
+    column = "api_key_id" if query.scope == "key" else "tenant"
+    since = query.since or _FIRST_DAY
+    async with database.pool.connection() as connection:
+        if database.pool.sqlite:
+            statement = f"SELECT sum(cost_nanos) FROM usage_daily WHERE {column} = ? AND day >= ?"  # noqa: S608 - a fixed column name
+            rows: Any = await connection.execute_fetchall(statement, (query.id, since.isoformat()))
+            total = rows[0][0]
+        else:
+            statement = f"SELECT sum(cost_nanos) FROM usage_daily WHERE {column} = $1 AND day >= $2"  # noqa: S608
+            total = await connection.fetchval(statement, query.id, since)
+    return int(total or 0)
