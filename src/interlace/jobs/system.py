@@ -1,8 +1,12 @@
 """Everything asynchronous work needs, built once from ``jobs:`` by the runtime.
 
-:class:`JobSystem` owns the queue, the operation registry, files and batches, the webhook secrets,
-target policy and deliverer, and — when ``jobs.worker.enabled`` — the worker of this process. The
-gateway routes read it; ``interlace serve`` and ``interlace worker`` start it with their runtime.
+:class:`JobSystem` owns the operation registry, the webhook target policy, the stores of the job
+tables (queue, files, batches, webhook secrets and deliverer) and — when ``jobs.worker.enabled`` —
+the worker of this process. The gateway routes read it; ``interlace serve`` and ``interlace worker``
+start it with their runtime.
+
+The stores import SQLAlchemy, so they are built on first use (:mod:`.stores`): a gateway that
+serves chat, with its worker polling an empty queue through plain SQL (:mod:`.due`), never loads it.
 """
 
 from __future__ import annotations
@@ -10,20 +14,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interlace.gateway.recording import Recorder
-from interlace.jobs.batches import Batches
-from interlace.jobs.files import Files
 from interlace.jobs.functions import FunctionExecutor
 from interlace.jobs.operations import Executors
-from interlace.jobs.store import SqlJobQueue
-from interlace.jobs.transactions import Transactions
-from interlace.jobs.webhooks.delivery import Deliverer
-from interlace.jobs.webhooks.secret_store import WebhookSecrets
+from interlace.jobs.stores import LazyStores
 from interlace.jobs.webhooks.targets import TargetPolicy
 from interlace.jobs.worker import Worker
 
 if TYPE_CHECKING:
     from interlace.config.jobs import JobsConfig
     from interlace.functions.runner import FunctionRunner
+    from interlace.jobs.batches import Batches
+    from interlace.jobs.files import Files
+    from interlace.jobs.store import SqlJobQueue
+    from interlace.jobs.webhooks.delivery import Deliverer
+    from interlace.jobs.webhooks.secret_store import WebhookSecrets
     from interlace.observability.observer import RequestObserver
     from interlace.routing.router import Router
     from interlace.security.audit.entry import ContentMode
@@ -36,17 +40,31 @@ __all__ = ["JobSystem"]
 class JobSystem:
     def __init__(self, config: JobsConfig, database: Database) -> None:
         self.config = config
-        tx = Transactions(database)  # one writer at a time on SQLite, shared by every job table
-        self.queue = SqlJobQueue(
-            tx, lease_seconds=config.lease_seconds, tenant_concurrency=config.tenant_concurrency
-        )
+        self.database = database
         self.executors = Executors()
-        self.files = Files(tx, self.executors)
-        self.batches = Batches(tx, self.executors, self.files, max_attempts=config.max_attempts)
-        self.secrets = WebhookSecrets(tx)
         self.targets = TargetPolicy(config.webhooks.allow, allow_public=config.webhooks.allow_public)
-        self.deliverer = Deliverer(tx, self.secrets, self.targets, config.webhooks)
+        self.stores = LazyStores(config, database, self.executors, self.targets)
         self.worker: Worker | None = None
+
+    @property
+    def queue(self) -> SqlJobQueue:
+        return self.stores().queue
+
+    @property
+    def files(self) -> Files:
+        return self.stores().files
+
+    @property
+    def batches(self) -> Batches:
+        return self.stores().batches
+
+    @property
+    def secrets(self) -> WebhookSecrets:
+        return self.stores().secrets
+
+    @property
+    def deliverer(self) -> Deliverer:
+        return self.stores().deliverer
 
     def start(
         self,
@@ -69,7 +87,8 @@ class JobSystem:
         if not self.config.worker.enabled or self.worker is not None:
             return
         self.worker = Worker(
-            queue=self.queue,
+            stores=self.stores,
+            database=self.database,
             executors=self.executors,
             router=router,
             gate=gate,
@@ -78,8 +97,6 @@ class JobSystem:
             ),
             config=self.config,
             max_deadline=max_deadline,
-            deliverer=self.deliverer,
-            batches=self.batches,
         )
         self.worker.start()
 
@@ -98,4 +115,6 @@ class JobSystem:
         if self.worker is not None:
             await self.worker.aclose()
             self.worker = None
-        await self.deliverer.aclose()
+        stores = self.stores.built
+        if stores is not None:
+            await stores.deliverer.aclose()

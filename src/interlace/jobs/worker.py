@@ -3,13 +3,22 @@
 One loop per worker process (``interlace serve`` runs one in-process; ``interlace worker`` processes
 share a Postgres queue)::
 
-    loop: reap expired last attempts → claim up to the free slots → deliver due webhooks → sleep
+    loop: [idle: anything due? (plain SQL)] → reap expired last attempts → claim up to the free slots
+          → deliver due webhooks → sleep until the poll interval, a notify() or a job's end
     job:  decode → Gate.admit (as the submitting principal) → router → complete | fail (retry, dead)
           (a self-gated executor — an AI function — admits itself inside its run)
           a heartbeat renews the lease every lease/3 s; a lost lease (cancelled, re-claimed) stops it
 
 A job's execution is recorded like a request: one :class:`RequestRecord` per attempt to the
 runtime's observers (request id ``<job id>-<attempt>``), and its admission settled from it.
+
+The queue, the batches and the deliverer are SQLAlchemy stores, built on first use
+(:mod:`.stores`). An idle worker (no job running here, no :meth:`Worker.notify` since its last poll)
+first asks the database, in plain SQL through the driver's pool, whether any job or webhook message
+is due (:mod:`.due`), and touches the stores only for what is: a gateway whose queue stays empty
+never imports SQLAlchemy, and on SQLite its polls never take the write lock. A job queued by another
+process is due for the probe, so it is claimed at the next poll as before. A probe that fails (the
+database is down) is a failed poll: logged, and tried again at the next one.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from interlace.core.errors import (
 from interlace.gateway.identity import PRINCIPAL_SCOPE_KEY
 from interlace.gateway.middleware.request_id import REQUEST_ID_SCOPE_KEY
 from interlace.gateway.recording import Recording
+from interlace.jobs.due import Due, probe
 from interlace.jobs.principals import principal_from_dict
 from interlace.routing.context import RouteContext
 from interlace.security.gate import Call
@@ -39,12 +49,13 @@ from interlace.security.gate import Call
 if TYPE_CHECKING:
     from interlace.config.jobs import JobsConfig
     from interlace.gateway.recording import Recorder
-    from interlace.jobs.batches import Batches
     from interlace.jobs.operations import Executors
     from interlace.jobs.queue import Job, JobQueue
+    from interlace.jobs.stores import LazyStores
     from interlace.jobs.webhooks.delivery import Deliverer
     from interlace.routing.router import Router
     from interlace.security.gate import Gate
+    from interlace.store.database import Database
 
 __all__ = ["RETRYABLE_STATUSES", "Worker", "worker_id"]
 
@@ -57,6 +68,9 @@ _NOT_READY_DELAY = 0.5
 RETRYABLE_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Statuses of errors (a quota's 429, a full bulkhead's 503) that another attempt later may cure."""
 
+_EVERYTHING: Final = Due(jobs=True, webhooks=True)
+"""A pass that does not ask first: notified, or with jobs running here (see the module's notes)."""
+
 
 def worker_id() -> str:
     """This process's lease owner name: host, pid and a random suffix (a restarted pid is another)."""
@@ -67,65 +81,76 @@ class Worker:
     def __init__(
         self,
         *,
-        queue: JobQueue,
+        stores: LazyStores,
+        database: Database,
         executors: Executors,
         router: Router,
         gate: Gate,
         recorder: Recorder,
         config: JobsConfig,
         max_deadline: float,
-        deliverer: Deliverer | None = None,
-        batches: Batches | None = None,
         owner: str | None = None,
     ) -> None:
-        self.queue = queue
+        self.stores = stores
+        self.database = database
         self.executors = executors
         self.router = router
         self.gate = gate
         self.recorder = recorder
         self.config = config
         self.max_deadline = max_deadline
-        self.deliverer = deliverer
-        self.batches = batches
         self.owner = owner or worker_id()
         self.concurrency = config.worker.concurrency
         self._running: dict[str, asyncio.Task[None]] = {}
         self._attempts: dict[str, asyncio.Task[Job | None]] = {}
         self._wake = asyncio.Event()
+        self._notified = False
         self._stopping = False
         self._loop: asyncio.Task[None] | None = None
         self._delivering: asyncio.Task[int] | None = None
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.stores().queue
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self.run(), name=f"jobs-worker {self.owner}")
 
     def notify(self) -> None:
         """New work was queued (by this process's gateway): poll now instead of at the next tick."""
+        self._notified = True
         self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before the tick: a wake-up during it (a job ended) polls again at once
             try:
                 await self.tick()
             except Exception:  # a database hiccup must not end the worker: try again next tick
                 log.exception("job worker %s: poll failed", self.owner)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.worker.poll_interval)
 
     async def tick(self) -> None:
-        """One pass: dead letters for expired last attempts, new claims, due webhooks."""
-        for job in await self.queue.reap():
-            await self._ended(job)
-        free = self.concurrency - len(self._running)
-        if free > 0:
-            for job in await self.queue.claim(self.owner, limit=free):
-                task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
-                self._running[job.id] = task
-                task.add_done_callback(functools.partial(self._done, job.id))
-        if self.deliverer is not None and (self._delivering is None or self._delivering.done()):
+        """One pass: dead letters for expired last attempts, new claims, due webhooks.
+
+        Idle and not notified, only what the probe finds due (see the module's notes).
+        """
+        notified, self._notified = self._notified, False
+        due = _EVERYTHING if notified or self._running else await probe(self.database.pool, time.time())
+        if due.jobs:
+            queue = self.stores().queue
+            for job in await queue.reap():
+                await self._ended(job)
+            free = self.concurrency - len(self._running)
+            if free > 0:
+                for job in await queue.claim(self.owner, limit=free):
+                    task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
+                    self._running[job.id] = task
+                    task.add_done_callback(functools.partial(self._done, job.id))
+        if due.webhooks and (self._delivering is None or self._delivering.done()):
             # in its own task: a slow receiver (up to jobs.webhooks.timeout) must not delay claims
-            self._delivering = asyncio.create_task(self._deliver(self.deliverer))
+            self._delivering = asyncio.create_task(self._deliver(self.stores().deliverer))
 
     async def _deliver(self, deliverer: Deliverer) -> int:
         try:
@@ -239,8 +264,8 @@ class Worker:
     async def _ended(self, job: Job) -> None:
         """After a transition: a batch whose last line ended is finalized; webhooks go out soon."""
         if job.status in {"succeeded", "failed", "dead", "cancelled"}:
-            if job.batch_id is not None and self.batches is not None:
-                await self.batches.finalize_if_done(job.batch_id)
+            if job.batch_id is not None:
+                await self.stores().batches.finalize_if_done(job.batch_id)
             if job.callback_url is not None:
                 self._wake.set()
 
@@ -258,8 +283,11 @@ class Worker:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        stores = self.stores.built
+        if stores is None:  # never claimed anything: no lease to give back
+            return
         try:
-            await self.queue.release(self.owner)
+            await stores.queue.release(self.owner)
         except Exception:  # leases expire on their own: another worker re-claims them later
             log.exception("job worker %s: could not release its leases", self.owner)
 
