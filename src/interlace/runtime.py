@@ -61,6 +61,7 @@ class Runtime:
         *,
         config_source: str = "embedded default",
         span_exporter: SpanExporter | None = None,
+        migrate_in_child: bool = False,
     ) -> None:
         self.config = config
         self.config_source = config_source
@@ -69,7 +70,10 @@ class Runtime:
         self.tracing = Tracing.from_config(config.telemetry, span_exporter=span_exporter)
         self.started_at = int(time.time())
         self.rng = random.Random()  # noqa: S311 - load spreading and sampling, not security
-        self.database = Database(config.state.database_url or default_database_url(config.state.dir))
+        self.database = Database(
+            config.state.database_url or default_database_url(config.state.dir),
+            migrate_in_child=migrate_in_child,
+        )
         # --- authentication (interlace.security.authn): master/admin key, virtual keys, OIDC tokens ---
         self.keys = KeyStore(self.database)
         auth = config.auth

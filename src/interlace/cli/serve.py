@@ -165,7 +165,8 @@ def _worker(
     # every log line rendered by structlog (observability.logs.format), written off the event loop
     output = configure_logging(config.observability.logs)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    runtime = Runtime(config, config_source=source)
+    # a database behind the code is migrated by a child process: this one never holds Alembic
+    runtime = Runtime(config, config_source=source, migrate_in_child=True)
     bound_port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound_port}"

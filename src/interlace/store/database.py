@@ -18,7 +18,8 @@ while another process (a CLI command, a second worker) held the lock would fail 
 
 Alembic (~0.3 s to import) and SQLAlchemy are loaded at start only when the database is behind: a
 restart against a database already at the head revision (read from the migration files'
-``revision``/``down_revision`` lines and compared with ``alembic_version``) skips both.
+``revision``/``down_revision`` lines and compared with ``alembic_version``) skips both. A server
+(``migrate_in_child``) migrates in a child process (:mod:`.migrate`) and never loads them for it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,8 +67,10 @@ def default_database_url(state_dir: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate_in_child: bool = False) -> None:
         self.url = url
+        self.migrate_in_child = migrate_in_child
+        """Bring a database that is behind to head in a child process (:mod:`.migrate`), not in this one."""
         self.instance_id = uuid.uuid4().hex
         self.sqlite = url.startswith("sqlite")
         self._pool: DriverPool | None = None
@@ -106,8 +110,11 @@ class Database:
             raise ConfigError(f"state.database_url: {exc}") from None
         try:
             if not await self._at_head():
-                async with self.engine.begin() as connection:
-                    await connection.run_sync(_upgrade_to_head)
+                if self.migrate_in_child:
+                    await self._migrate_in_child()
+                else:
+                    async with self.engine.begin() as connection:
+                        await connection.run_sync(_upgrade_to_head)
         except Exception as exc:
             await self.aclose()  # the driver's threads must not outlive a failed start
             if not is_database_error(exc):
@@ -115,6 +122,19 @@ class Database:
             raise ConfigError(
                 f"cannot open the state database {self.url!r}: {exc} — check state.database_url / state.dir"
             ) from None
+
+    async def _migrate_in_child(self) -> None:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "interlace.store.migrate",
+            stdin=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await child.communicate(f"{self.url}\n".encode())
+        if child.returncode != 0:
+            lines = errors.decode(errors="replace").strip().splitlines() or ["no reason given"]
+            raise ConfigError(f"cannot migrate the state database: {lines[-1]}")
 
     async def _at_head(self) -> bool:
         async with self.pool.connection() as connection:
