@@ -18,7 +18,7 @@ __all__ = ["async_routes"]
 
 def async_routes(jobs: JobSystem, *, max_body_bytes: int) -> list[Route]:
     job = JobRoutes(jobs, max_body_bytes=max_body_bytes)
-    files = FileRoutes(jobs.files, max_body_bytes=max_body_bytes)
+    files = FileRoutes(jobs, max_body_bytes=max_body_bytes)
     batches = BatchRoutes(jobs, max_body_bytes=max_body_bytes)
     return [
         Route("/v1/jobs", job.create, methods=["POST"]),

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from interlace.jobs.files import Files
+    from interlace.jobs.system import JobSystem
 
 __all__ = ["FileRoutes", "parse_form"]
 
@@ -31,9 +32,14 @@ _MAX_LIMIT = 10_000
 
 
 class FileRoutes:
-    def __init__(self, files: Files, *, max_body_bytes: int) -> None:
-        self.files = files
+    def __init__(self, jobs: JobSystem, *, max_body_bytes: int) -> None:
+        self.jobs = jobs
         self.max_body_bytes = max_body_bytes
+
+    @property
+    def files(self) -> Files:
+        """The files store: built, and SQLAlchemy imported, by the first file request."""
+        return self.jobs.files
 
     async def create(self, request: Request) -> Response:
         principal = allowed(request, "files")
