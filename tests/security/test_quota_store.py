@@ -63,6 +63,26 @@ async def test_a_window_admits_exactly_its_limit_and_says_when_to_retry(store: Q
     assert await store.used(rpm, T0 + 6000) == (5, 0)
 
 
+async def test_retry_after_and_reset_never_exceed_the_window(store: QuotaStore) -> None:
+    """Gateways sharing a store each stamp their own ``now``: one a little behind the reservations
+    another made still hears "retry within the window" (the Retry-After of a minute is at most 60)."""
+    rpm = window("rpm", 2)
+    assert isinstance(await store.reserve("ahead-1", [Demand(rpm, 1)], T0 + 50), Granted)
+    behind = await store.reserve("behind", [Demand(rpm, 1)], T0)
+    assert isinstance(behind, Granted)
+    assert behind.levels[0].reset_ms == MINUTE
+    refused = await store.reserve("behind-2", [Demand(rpm, 1)], T0 + 10)
+    assert isinstance(refused, Denied)
+    assert (refused.index, refused.used) == (0, 2)
+    # the memory store keeps arrival order (the T0 + 50 one frees a slot first), Redis time order
+    assert MINUTE - 10 <= refused.retry_after_ms <= MINUTE
+    one = window("one", 1)
+    assert isinstance(await store.reserve("ahead-2", [Demand(one, 1)], T0 + 50), Granted)
+    assert await store.reserve("behind-3", [Demand(one, 1)], T0) == Denied(
+        index=0, used=1, retry_after_ms=MINUTE
+    )
+
+
 async def test_reservations_leave_the_window_exactly_when_it_has_passed(store: QuotaStore) -> None:
     rpm = window("slide", 2)
     assert isinstance(await store.reserve("a", [Demand(rpm, 1)], T0), Granted)

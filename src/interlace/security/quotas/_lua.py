@@ -42,7 +42,8 @@ local function wait(h, z, window, total, limit, amount)  -- ms until amount fits
   local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
   for i = 1, #entries, 2 do
     need = need - num(redis.call('HGET', h, 'r:' .. entries[i]))
-    if need <= 0 then return tonumber(entries[i + 1]) + window - now end
+    -- at most the window: another gateway's reservation may carry a clock a little ahead of now
+    if need <= 0 then return math.min(tonumber(entries[i + 1]) + window - now, window) end
   end
   return window
 end
@@ -79,7 +80,7 @@ for i = 1, n do
     redis.call('PEXPIRE', h, window * 2)
     redis.call('PEXPIRE', z, window * 2)
     local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
-    reset = tonumber(first[2]) + window - now
+    reset = math.min(tonumber(first[2]) + window - now, window)
   elseif ends > 0 then
     redis.call('PEXPIRE', h, int(ends - now + 86400000))  -- a day's grace for late settlements
     reset = ends - now

@@ -132,13 +132,15 @@ class _Window:
         times, amounts = self.times, self.amounts
         for index in range(self.head, len(times)):
             need -= amounts[index]
-            if need <= 0:
-                return times[index] + self.window_ms - now_ms
+            if need <= 0:  # at most the window, should now be a little behind a reservation's time
+                return min(times[index] + self.window_ms - now_ms, self.window_ms)
         return self.window_ms
 
     def reset_ms(self, now_ms: int) -> int:
         """Milliseconds until the oldest reservation leaves the window (-1: none); call after trim."""
-        return self.times[self.head] + self.window_ms - now_ms if self.head < len(self.times) else -1
+        if self.head == len(self.times):
+            return -1
+        return min(self.times[self.head] + self.window_ms - now_ms, self.window_ms)
 
 
 class _Counter:
