@@ -2,7 +2,7 @@
 
 Each check runs in a fresh interpreter (this one has long imported everything) that loads what the
 server of ``interlace serve`` loads for a configuration — its entry point, the configuration, the
-runtime and the ASGI app — and lists ``sys.modules``. It never holds the command line (typer). A
+runtime and the ASGI app — and lists ``sys.modules``. It never holds the command line (typer, Rich). A
 minimal configuration must not import Redis, the OpenTelemetry SDK, jsonschema, Jinja2, PyJWT or a
 flow's engine, connectors or broker clients; the same probe with those features configured shows
 that it does see them when they are used.
@@ -77,7 +77,8 @@ OPTIONAL = {
     "jwt": "auth.oidc",
 }
 BROKER_CLIENTS = ("aiokafka", "aio_pika", "aiomqtt", "nats", "asyncpg", "psycopg", "jsonata")
-COMMAND_LINE = ("typer", "interlace.cli.main")  # (uvicorn imports click)
+# the command line and its console libraries (uvicorn imports click, which is small)
+COMMAND_LINE = ("typer", "rich", "pygments", "interlace.cli.main")
 # the serving path speaks plain SQL; these load with the first migration, job, usage or audit read
 DATABASE_TOOLKIT = ("sqlalchemy", "alembic")
 FLOW_RUNTIME = ("interlace.flows.engine", "interlace.flows.process", "interlace.flows.build")
@@ -135,7 +136,7 @@ def test_a_gateway_with_the_default_policies_serves_without_the_database_toolkit
     """``interlace serve`` with virtual keys, rate limits, the event log and the audit log on: it
     migrates a new database (in a child), authenticates, limits, answers and records requests, and
     every module the server imported (``-X importtime``, which it inherits) leaves SQLAlchemy,
-    Alembic and typer out."""
+    Alembic, typer and Rich out."""
     config = tmp_path / "interlace.yaml"
     config.write_text(POLICIES.replace("STATE", json.dumps(str(tmp_path / "state"))))
     port = _free_port()
@@ -196,7 +197,7 @@ def test_a_gateway_with_the_default_policies_serves_without_the_database_toolkit
     command_line, server_imports = set(modules[: starts[1]]), set(modules[starts[1] :])
     assert "typer" in command_line
     assert "interlace.gateway.app" in server_imports
-    assert not [m for m in server_imports if m.split(".")[0] in (*DATABASE_TOOLKIT, "typer")]
+    assert not [m for m in server_imports if m.split(".")[0] in (*DATABASE_TOOLKIT, *COMMAND_LINE)]
 
 
 def _free_port() -> int:

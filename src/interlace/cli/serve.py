@@ -162,7 +162,7 @@ def _worker(
     ready: Callable[[], None] | None = None,
 ) -> None:
     """One server process: its own Runtime and event loop on the (possibly shared) bound socket."""
-    # every log line rendered by structlog (observability.logs.format), written off the event loop
+    # every log line rendered in observability.logs.format (observability.log_format), off the event loop
     output = configure_logging(config.observability.logs)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # a database behind the code is migrated by a child process: this one never holds Alembic

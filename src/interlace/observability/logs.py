@@ -1,15 +1,16 @@
 """Structured logs: one line per finished request, and the process's log output.
 
 :class:`RequestLog` is a :class:`~interlace.observability.observer.RequestObserver` that writes ONE
-line per request to the ``interlace.requests`` logger, rendered by its own structlog pipeline (JSON, or
-``key=value`` for ``format: console``): request and trace id, tenant, requested and served model,
-deployment, status, error code, latency, time to first token, tokens, cost, attempts, fallback,
-stream and partial. Prompt and completion text appear only with ``include_content``, and then only
-what the record carries. When the logger is not enabled for INFO the observer costs one check.
+line per request to the ``interlace.requests`` logger, rendered as JSON (or ``key=value`` for
+``format: console``; :mod:`interlace.observability.log_format`): request and trace id, tenant,
+requested and served model, deployment, status, error code, latency, time to first token, tokens,
+cost, attempts, fallback, stream and partial. Prompt and completion text appear only with
+``include_content``, and then only what the record carries. When the logger is not enabled for INFO
+the observer costs one check.
 
 :func:`configure_logging` is for ``interlace serve`` start-up (nothing is configured at import, and
-tests keep pytest's logging): every stdlib record — Interlace's, uvicorn's — is rendered by structlog
-in the configured format, request lines as they are, and written to stderr in batches by one
+tests keep pytest's logging): every stdlib record — Interlace's, uvicorn's — is rendered in the
+configured format, request lines as they are, and written to stderr in batches by one
 background thread (:class:`LineWriter`), so a slow terminal or pipe never stalls the event loop. ::
 
     observability:
@@ -25,17 +26,12 @@ import logging
 import queue
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import orjson
-import structlog
-
+from interlace.observability.log_format import LineFormatter, UtcClock, renderer
 from interlace.observability.observer import RequestObserver
 
 if TYPE_CHECKING:
-    from structlog.typing import Processor
-
     from interlace.config.schema import LogsConfig
     from interlace.observability.record import RequestRecord
 
@@ -88,37 +84,6 @@ def request_fields(record: RequestRecord, *, include_content: bool = False) -> d
         if record.completion is not None:
             fields["completion"] = record.completion
     return fields
-
-
-def _json(value: Any, **kwargs: Any) -> str:
-    return orjson.dumps(value, **kwargs).decode()
-
-
-def _renderer(format: str) -> Processor:  # noqa: A002 - the config key's name
-    if format == "console":
-        return structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
-    return structlog.processors.JSONRenderer(serializer=_json)
-
-
-class _UtcClock:
-    """Now in ISO 8601 UTC with microseconds, as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it.
-
-    The date and time of day are formatted once a second; the rest is one f-string.
-    """
-
-    __slots__ = ("_second",)
-
-    def __init__(self) -> None:
-        self._second = (-1, "")
-
-    def now(self) -> str:
-        now = time.time()
-        whole = int(now)
-        second, prefix = self._second
-        if whole != second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-            self._second = (whole, prefix)
-        return f"{prefix}.{int((now - whole) * 1_000_000):06d}Z"
 
 
 class LineWriter(logging.Handler):
@@ -214,8 +179,8 @@ class _Sink:
 class RequestLog(RequestObserver):
     """Writes one line per finished request to ``interlace.requests`` (see the module's notes).
 
-    The line's event dict is built once, in its final key order, and rendered by structlog's renderer
-    directly: a bound logger would copy its ~30 keys four times over (about 8 µs a request).
+    The line's event dict is built once, in its final key order, and rendered directly (a structured
+    logger's bound context would copy its ~30 keys four times over: about 8 µs a request).
     """
 
     def __init__(
@@ -228,8 +193,8 @@ class RequestLog(RequestObserver):
         self._logger = logger or logging.getLogger(REQUEST_LOGGER)
         self._include_content = include_content
         self._sink = _Sink(self._logger)
-        self._render = _renderer(format)
-        self._clock = _UtcClock()
+        self._render = renderer(format)
+        self._clock = UtcClock()
 
     @classmethod
     def from_config(cls, config: LogsConfig) -> RequestLog:
@@ -245,8 +210,7 @@ class RequestLog(RequestObserver):
             "event": "request",
         }
         event.update(request_fields(record, include_content=self._include_content))
-        line = self._render(self._sink, "info", event)
-        self._sink.info(line if isinstance(line, str) else str(line))
+        self._sink.info(self._render(event))
 
 
 class LogOutput:
@@ -269,7 +233,7 @@ class LogOutput:
 def configure_logging(
     config: LogsConfig, *, stream: TextIO | None = None, level: int = logging.INFO
 ) -> LogOutput:
-    """Route every log record through structlog to ``stream`` (stderr), written by a background thread.
+    """Render every log record to ``stream`` (stderr), written by a background thread.
 
     Request lines (already rendered by :class:`RequestLog`) go to the writer as they are; every other
     record is rendered on its own thread in ``config.format`` (timestamp, level, logger, event and any
@@ -277,17 +241,7 @@ def configure_logging(
     """
     writer = LineWriter(stream if stream is not None else sys.stderr)
     forward = _Forward(writer)
-    forward.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(config.format)],
-            foreign_pre_chain=[
-                structlog.stdlib.add_log_level,
-                structlog.stdlib.add_logger_name,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                structlog.processors.format_exc_info,
-            ],
-        )
-    )
+    forward.setFormatter(LineFormatter(renderer(config.format)))
     root, requests = logging.getLogger(), logging.getLogger(REQUEST_LOGGER)
     saved = (root.level, requests.propagate)
     root.addHandler(forward)
