@@ -7,8 +7,9 @@ the SQLAlchemy stores with it (see :mod:`interlace.jobs.stores`).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
+
+from interlace.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from interlace.jobs.batches import Batches
@@ -32,22 +33,18 @@ __all__ = [
     "Worker",
 ]
 
-_MODULES: Final = {
-    "Batches": "batches",
-    "Executor": "operations",
-    "Executors": "operations",
-    "Files": "files",
-    "Job": "queue",
-    "JobQueue": "queue",
-    "JobSystem": "system",
-    "NewJob": "queue",
-    "SqlJobQueue": "store",
-    "Worker": "worker",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "Batches": "interlace.jobs.batches",
+        "Executor": "interlace.jobs.operations",
+        "Executors": "interlace.jobs.operations",
+        "Files": "interlace.jobs.files",
+        "Job": "interlace.jobs.queue",
+        "JobQueue": "interlace.jobs.queue",
+        "JobSystem": "interlace.jobs.system",
+        "NewJob": "interlace.jobs.queue",
+        "SqlJobQueue": "interlace.jobs.store",
+        "Worker": "interlace.jobs.worker",
+    },
+)

@@ -7,8 +7,9 @@ signing helpers must not import the SQLAlchemy stores (outbox, secrets, delivery
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
+
+from interlace.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from interlace.jobs.webhooks.delivery import Deliverer
@@ -28,20 +29,16 @@ __all__ = [
     "webhook_payload",
 ]
 
-_MODULES: Final = {
-    "Deliverer": "delivery",
-    "TargetPolicy": "targets",
-    "WebhookSecrets": "secret_store",
-    "add_message": "outbox",
-    "new_secret": "signing",
-    "sign": "signing",
-    "signed_headers": "signing",
-    "webhook_payload": "outbox",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULES:
-        msg = f"module {__name__!r} has no attribute {name!r}"
-        raise AttributeError(msg)
-    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "Deliverer": "interlace.jobs.webhooks.delivery",
+        "TargetPolicy": "interlace.jobs.webhooks.targets",
+        "WebhookSecrets": "interlace.jobs.webhooks.secret_store",
+        "add_message": "interlace.jobs.webhooks.outbox",
+        "new_secret": "interlace.jobs.webhooks.signing",
+        "sign": "interlace.jobs.webhooks.signing",
+        "signed_headers": "interlace.jobs.webhooks.signing",
+        "webhook_payload": "interlace.jobs.webhooks.outbox",
+    },
+)

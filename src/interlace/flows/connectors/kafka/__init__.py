@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interlace.flows.connectors._lazy import lazy_attributes
+from interlace.core.lazy import lazy_attributes
 from interlace.flows.connectors.kafka.config import KafkaSinkConfig, KafkaSourceConfig
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interlace.flows.connectors._lazy import lazy_attributes
+from interlace.core.lazy import lazy_attributes
 from interlace.flows.connectors.mqtt.config import MqttSinkConfig, MqttSourceConfig
 
 if TYPE_CHECKING:

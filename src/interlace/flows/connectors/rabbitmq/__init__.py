@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interlace.flows.connectors._lazy import lazy_attributes
+from interlace.core.lazy import lazy_attributes
 from interlace.flows.connectors.rabbitmq.config import RabbitBinding, RabbitSinkConfig, RabbitSourceConfig
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""A connector package's names that load on first use: listing connectors must not import clients."""
+"""A package's names that load on first use: a connector package's clients, the job stores' SQLAlchemy."""
 
 from __future__ import annotations
 
