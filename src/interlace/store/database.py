@@ -55,6 +55,7 @@ _POSTGRES_HAS_VERSIONS = (
     "SELECT count(*) FROM pg_tables WHERE tablename = 'alembic_version' AND schemaname = current_schema()"
 )
 _VERSIONS = "SELECT version_num FROM alembic_version"
+_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
 _INSERT_INSTANCE = (
     "INSERT INTO gateway_instances (id, host, port, version, config_source, started_at) VALUES "
 )
@@ -120,7 +121,8 @@ class Database:
             if not is_database_error(exc):
                 raise
             raise ConfigError(
-                f"cannot open the state database {self.url!r}: {exc} — check state.database_url / state.dir"
+                f"cannot open the state database {_without_password(self.url)!r}: {exc} — check "
+                "state.database_url / state.dir"
             ) from None
 
     async def _migrate_in_child(self) -> None:
@@ -197,6 +199,11 @@ class Database:
             await engine.dispose()
         if self._pool is not None:
             await self._pool.aclose()
+
+
+def _without_password(url: str) -> str:
+    """``url`` as it may be shown: a password in it is replaced with ``***``."""
+    return _PASSWORD.sub(r"\1***@", url, count=1)
 
 
 def is_database_error(exc: BaseException) -> bool:

@@ -17,23 +17,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
 __all__ = ["DriverPool", "driver_dsn"]
 
 _SQLITE = "sqlite+aiosqlite:///"
 _POSTGRES = "postgresql+asyncpg://"
+_RENAMED: Final = {"prepared_statement_cache_size": "statement_cache_size"}  # SQLAlchemy's name
+_NUMBERS: Final[dict[str, Callable[[str], Any]]] = {
+    "statement_cache_size": int,
+    "max_cached_statement_lifetime": float,
+    "max_cacheable_statement_size": int,
+    "command_timeout": float,
+    "timeout": float,
+}
 
 
-def driver_dsn(url: str) -> tuple[str, str]:
-    """The dialect (``sqlite`` or ``postgresql``) and the driver's own DSN of a SQLAlchemy URL."""
+def driver_dsn(url: str) -> tuple[str, str, dict[str, Any]]:
+    """The dialect (``sqlite`` or ``postgresql``), the driver's own DSN and its connect arguments.
+
+    SQLAlchemy hands a ``postgresql+asyncpg://`` URL's query parameters to ``asyncpg.connect`` as
+    keyword arguments (``?ssl=require``, ``?prepared_statement_cache_size=0``,
+    ``?command_timeout=30``), while asyncpg would read unknown DSN parameters as server settings: they
+    are taken off the DSN and passed the same way, so one ``state.database_url`` means the same to both.
+    """
     if url.startswith(_SQLITE):
-        return "sqlite", url.removeprefix(_SQLITE)
+        return "sqlite", url.removeprefix(_SQLITE), {}
     if url.startswith(_POSTGRES):
-        return "postgresql", "postgresql://" + url.removeprefix(_POSTGRES)
+        address, _, query = url.removeprefix(_POSTGRES).partition("?")
+        arguments: dict[str, Any] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            name = _RENAMED.get(name, name)  # noqa: PLW2901 - the same parameter, asyncpg's name
+            arguments[name] = _NUMBERS[name](value) if name in _NUMBERS else value
+        return "postgresql", f"postgresql://{address}", arguments
     msg = f"the state database is sqlite+aiosqlite:///… or postgresql+asyncpg://…, not {url.split(':', 1)[0]}"
     raise ValueError(msg)
 
@@ -42,7 +62,7 @@ class DriverPool:
     """Driver connections to one database (see the module's notes)."""
 
     def __init__(self, url: str, *, size: int = 5) -> None:
-        self.dialect, self._dsn = driver_dsn(url)
+        self.dialect, self._dsn, self._arguments = driver_dsn(url)
         self._size = size
         self._idle: list[Any] = []
         self._slots = asyncio.Semaphore(size)
@@ -90,7 +110,9 @@ class DriverPool:
             if self._postgres is None:
                 import asyncpg  # noqa: PLC0415 - the Postgres driver only for Postgres
 
-                self._postgres = await asyncpg.create_pool(self._dsn, min_size=0, max_size=self._size)
+                self._postgres = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=self._size, **self._arguments
+                )
             return self._postgres
 
     async def aclose(self) -> None:
