@@ -52,9 +52,5 @@ class Due:
 
 async def probe(pool: DriverPool, now: float) -> Due:
     """Whether any job or webhook message is due at ``now`` (UNIX seconds)."""
-    async with pool.connection() as connection:
-        if pool.sqlite:
-            ((jobs, webhooks),) = await connection.execute_fetchall(SQLITE, (now,))
-        else:
-            jobs, webhooks = await connection.fetchrow(POSTGRES, now)
+    ((jobs, webhooks),) = await pool.fetch(SQLITE if pool.sqlite else POSTGRES, now)
     return Due(jobs=bool(jobs), webhooks=bool(webhooks))

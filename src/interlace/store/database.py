@@ -139,13 +139,9 @@ class Database:
             raise ConfigError(f"cannot migrate the state database: {lines[-1]}")
 
     async def _at_head(self) -> bool:
-        async with self.pool.connection() as connection:
-            if self.sqlite:
-                (has_versions,) = (await connection.execute_fetchall(_SQLITE_HAS_VERSIONS))[0]
-                rows = await connection.execute_fetchall(_VERSIONS) if has_versions else []
-            else:
-                has_versions = await connection.fetchval(_POSTGRES_HAS_VERSIONS)
-                rows = await connection.fetch(_VERSIONS) if has_versions else []
+        pool = self.pool
+        ((has_versions,),) = await pool.fetch(_SQLITE_HAS_VERSIONS if pool.sqlite else _POSTGRES_HAS_VERSIONS)
+        rows = await pool.fetch(_VERSIONS) if has_versions else []
         heads = head_revisions()
         return bool(heads) and {row[0] for row in rows} == heads
 
@@ -171,22 +167,19 @@ class Database:
 
     async def record_instance(self, *, host: str, port: int, config_source: str) -> None:
         from interlace.store.direct import transaction  # noqa: PLC0415 - direct builds on this module
+        from interlace.store.event_sql import sqlite_time  # noqa: PLC0415
 
         started = datetime.now(UTC)
         async with transaction(self) as sql:
             values = (self.instance_id, host, port, __version__, config_source)
             if sql.sqlite:
-                await sql.fetch(_SQLITE_INSERT_INSTANCE, *values, started.isoformat(" ", "microseconds")[:26])
+                await sql.fetch(_SQLITE_INSERT_INSTANCE, *values, sqlite_time(started))
             else:
                 await sql.fetch(_POSTGRES_INSERT_INSTANCE, *values, started)
 
     async def ping(self) -> bool:
         try:
-            async with self.pool.connection() as connection:
-                if self.sqlite:
-                    await connection.execute_fetchall("SELECT 1")
-                else:
-                    await connection.fetchval("SELECT 1")
+            await self.pool.fetch("SELECT 1")
         except Exception as exc:
             if not is_database_error(exc) and not isinstance(exc, RuntimeError):
                 raise

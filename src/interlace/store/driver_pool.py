@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
 
 __all__ = ["DriverPool", "driver_dsn"]
 
@@ -94,6 +94,13 @@ class DriverPool:
                 await _close_quietly(connection)
             else:
                 self._idle.append(connection)
+
+    async def fetch(self, statement: str, *params: Any) -> list[Sequence[Any]]:
+        """Run one statement (the dialect's placeholders) on a pooled connection and return its rows."""
+        from interlace.store.direct import Direct  # noqa: PLC0415 - direct builds on this module
+
+        async with self.connection() as connection:
+            return await Direct(connection, sqlite=self.sqlite).fetch(statement, *params)
 
     def _check_open(self) -> None:
         if self._closed:

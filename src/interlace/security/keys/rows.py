@@ -51,34 +51,28 @@ _COLUMNS: Final = (
 _JSON: Final = frozenset({"models", "endpoints", "meta"})
 _TIMES: Final = frozenset({"previous_expires_at", "expires_at", "created_at", "updated_at", "revoked_at"})
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM api_keys"  # noqa: S608 - the table's own columns
+_BY_ID_SQLITE: Final = f"{_SELECT} WHERE id = ?"
+_BY_ID_POSTGRES: Final = f"{_SELECT} WHERE id = $1"
+_CHANGED_SQLITE: Final = f"{_SELECT} WHERE updated_at >= ?"
+_CHANGED_POSTGRES: Final = f"{_SELECT} WHERE updated_at >= $1"
 
 
 async def key_by_id(database: Database, key_id: str) -> ApiKey | None:
     """The key ``key_id``, or None; raises what the driver raises."""
-    found = await _select(database, "id", key_id)
-    return found[0] if found else None
+    pool = database.pool
+    found = await pool.fetch(_BY_ID_SQLITE if pool.sqlite else _BY_ID_POSTGRES, key_id)
+    return api_key(_decoded(found[0])) if found else None
 
 
 async def changed_since(database: Database, since: datetime | None) -> list[ApiKey]:
     """Every key written at or after ``since`` (every key when None); raises what the driver raises."""
+    pool = database.pool
     if since is None:
-        return await _select(database, None, None)
-    return await _select(database, "updated_at", since.astimezone(UTC))
-
-
-async def _select(database: Database, column: str | None, value: Any) -> list[ApiKey]:
-    operator = "=" if column == "id" else ">="
-    async with database.pool.connection() as connection:
-        if database.pool.sqlite:
-            if column is None:
-                rows = await connection.execute_fetchall(_SELECT)
-            else:
-                bound = sqlite_time(value) if isinstance(value, datetime) else value
-                rows = await connection.execute_fetchall(f"{_SELECT} WHERE {column} {operator} ?", (bound,))
-        elif column is None:
-            rows = await connection.fetch(_SELECT)
-        else:
-            rows = await connection.fetch(f"{_SELECT} WHERE {column} {operator} $1", value)
+        rows = await pool.fetch(_SELECT)
+    elif pool.sqlite:
+        rows = await pool.fetch(_CHANGED_SQLITE, sqlite_time(since.astimezone(UTC)))
+    else:
+        rows = await pool.fetch(_CHANGED_POSTGRES, since.astimezone(UTC))
     return [api_key(_decoded(row)) for row in rows]
 
 

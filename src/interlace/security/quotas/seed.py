@@ -9,7 +9,7 @@ as ``YYYY-MM-DD`` text, which compares as the dates do.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from interlace.security.quotas.store import SpendQuery
@@ -18,18 +18,19 @@ if TYPE_CHECKING:
 __all__ = ["spent_nanos"]
 
 _FIRST_DAY = date.min  # "all time"
+_SPENT = "SELECT sum(cost_nanos) FROM usage_daily WHERE {column} = {id} AND day >= {since}"
+# (scope, SQLite) -> the statement; the column is the scope's, never a caller's value
+_STATEMENTS: Final = {
+    (scope, sqlite): _SPENT.format(column=column, id="?" if sqlite else "$1", since="?" if sqlite else "$2")
+    for scope, column in (("key", "api_key_id"), ("tenant", "tenant"))
+    for sqlite in (True, False)
+}
 
 
 async def spent_nanos(database: Database, query: SpendQuery) -> int:
     """Nano-dollars spent by the key or tenant of ``query`` since its period began."""
-    column = "api_key_id" if query.scope == "key" else "tenant"
+    pool = database.pool
     since = query.since or _FIRST_DAY
-    async with database.pool.connection() as connection:
-        if database.pool.sqlite:
-            statement = f"SELECT sum(cost_nanos) FROM usage_daily WHERE {column} = ? AND day >= ?"  # noqa: S608 - a fixed column name
-            rows: Any = await connection.execute_fetchall(statement, (query.id, since.isoformat()))
-            total = rows[0][0]
-        else:
-            statement = f"SELECT sum(cost_nanos) FROM usage_daily WHERE {column} = $1 AND day >= $2"  # noqa: S608
-            total = await connection.fetchval(statement, query.id, since)
+    statement = _STATEMENTS[query.scope, pool.sqlite]
+    ((total,),) = await pool.fetch(statement, query.id, since.isoformat() if pool.sqlite else since)
     return int(total or 0)
