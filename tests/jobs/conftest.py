@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.jobs.helpers import Delivery, Receiver
 from tests.support.databases import throwaway_postgres
+from tests.support.events import FlakyDatabase
 
 from interlace.store.database import default_database_url
 
@@ -27,6 +28,15 @@ async def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         return
     async for url in throwaway_postgres("interlace_jobs"):
         yield url
+
+
+@pytest.fixture
+async def database(state_url: str) -> AsyncIterator[FlakyDatabase]:
+    """A started state database (SQLite, then Postgres), whose connections can be taken down."""
+    database = FlakyDatabase(state_url)
+    await database.start()
+    yield database
+    await database.aclose()
 
 
 @pytest.fixture

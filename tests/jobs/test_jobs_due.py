@@ -3,7 +3,6 @@ makes a job or a webhook message due, and the states and times that do not."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,14 +13,6 @@ from interlace.store.database import Database
 from interlace.store.jobs_tables import jobs, webhook_messages
 
 NOW = 1_700_000_000.0
-
-
-@pytest.fixture
-async def database(state_url: str) -> AsyncIterator[Database]:
-    database = Database(state_url)
-    await database.start()
-    yield database
-    await database.aclose()
 
 
 async def add_job(database: Database, status: str, **values: Any) -> None:

@@ -160,14 +160,6 @@ class Claims(Worker):
 
 
 @pytest.fixture
-async def database(state_url: str) -> AsyncIterator[FlakyDatabase]:
-    database = FlakyDatabase(state_url)
-    await database.start()
-    yield database
-    await database.aclose()
-
-
-@pytest.fixture
 async def worker(database: FlakyDatabase, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Claims]:
     config = JobsConfig.model_validate({"worker": {"poll_interval": 0.02}})
     executors = Executors()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import func, select, update
 
@@ -15,14 +13,6 @@ from interlace.store.database import Database
 from interlace.store.jobs_tables import jobs, webhook_messages
 
 PRINCIPAL = {"kind": "key", "id": "ik_test", "tenant": "acme"}
-
-
-@pytest.fixture
-async def database(state_url: str) -> AsyncIterator[Database]:
-    database = Database(state_url)
-    await database.start()
-    yield database
-    await database.aclose()
 
 
 def job(tenant: str = "acme", **changes: object) -> NewJob:
