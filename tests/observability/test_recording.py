@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -188,7 +189,7 @@ def _recorder() -> tuple[Recorder, Records]:
     return Recorder(records, {}), records
 
 
-def test_the_classifier_exports_its_scores() -> None:
+async def test_the_classifier_exports_its_scores() -> None:
     recorder, records = _recorder()
     scope: dict[str, Any] = {"type": "http", "headers": [], "path": "/v1/classify"}
     result = ClassifyResult(
@@ -206,6 +207,9 @@ def test_the_classifier_exports_its_scores() -> None:
 
     with recorder.begin(_Request(scope), "classify", "/v1/classify") as rec:  # type: ignore[arg-type]
         rec.classified(result)
+    # an answer is recorded on the loop's next turn, after its response was written
+    assert records.records == []
+    await asyncio.sleep(0)
     (record,) = records.records
     assert record.confidence == pytest.approx(0.8)
     assert record.usage.prompt_tokens == 12

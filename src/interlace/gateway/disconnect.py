@@ -2,6 +2,11 @@
 
 Both helpers race the work against the ASGI ``http.disconnect`` message, so an upstream request
 (which holds a pooled connection and costs tokens) never outlives the client that asked for it.
+
+The watch starts :data:`WATCH_AFTER` seconds into the work, not at once. Watching takes a task that
+waits on ``receive()`` and is cancelled afterwards: ~40 µs of CPU, a fifth of what the gateway adds to
+a fast call. An answer ready sooner never pays it; a client gone meanwhile is seen when the watch
+starts (the server remembers the disconnect), so at most that long of upstream work is wasted.
 """
 
 from __future__ import annotations
@@ -25,25 +30,41 @@ class ClientDisconnected(Exception):
     """The client closed the connection before the answer was ready."""
 
 
-class _Watcher:
-    """Cancels the task running the work when the client disconnects (one helper task, no polling)."""
+WATCH_AFTER = 0.005
+"""Seconds of work before the client's connection is watched (see the module's notes)."""
 
-    __slots__ = ("fired", "task")
+
+class _Watcher:
+    """Cancels the task running the work when the client disconnects (one helper task, no polling).
+
+    The helper task is created :data:`WATCH_AFTER` seconds after the watcher, by a timer that
+    ``stop()`` cancels when the work ended first.
+    """
+
+    __slots__ = ("fired", "owner", "receive", "task", "timer")
 
     def __init__(self, receive: Receive) -> None:
         self.fired = False
         owner = asyncio.current_task()
         assert owner is not None
-        self.task = asyncio.get_running_loop().create_task(self._watch(receive, owner))
+        self.owner = owner
+        self.receive = receive
+        self.task: asyncio.Task[None] | None = None
+        self.timer = asyncio.get_running_loop().call_later(WATCH_AFTER, self._start)
 
-    async def _watch(self, receive: Receive, owner: asyncio.Task[Any]) -> None:
-        while (await receive())["type"] != "http.disconnect":
+    def _start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
             pass
         self.fired = True
-        owner.cancel()
+        self.owner.cancel()
 
     def stop(self) -> None:
-        self.task.cancel()
+        self.timer.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 async def _race(work: Awaitable[T], receive: Receive) -> T:

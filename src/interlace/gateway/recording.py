@@ -12,8 +12,11 @@ A route opens a :class:`Recording` for its request and tells it what happened::
         rec.answered(answer)
         return Response(...)
 
-- A plain request is recorded as its ``with`` block ends: status 200 once its response is built, or
-  the status and code of the error it raised (499 ``client_disconnected`` when the client left).
+- A plain request that raised is recorded as its ``with`` block ends, with the status and code of
+  the error (499 ``client_disconnected`` when the client left). One that answered is recorded with
+  status 200 on the event loop's next turn, once its response has been written: its duration ends
+  with the ``with`` block, and the observers' work (metrics, logs, the event and audit queues, the
+  quota settlement) is not part of the answer's latency.
 - A stream is recorded when its response closes (``on_close``): 200 when it ended normally, the
   error's status when it ended with an error event, 499 when the client left; ``partial`` in both of
   the latter. Its usage is the final chunk's, or — when none arrived — an estimate from the request's
@@ -156,6 +159,7 @@ class Recording:
     __slots__ = (
         "_body",
         "_done",
+        "_ended",
         "_recorder",
         "_scope",
         "_started",
@@ -176,6 +180,7 @@ class Recording:
         self._scope = scope
         self._wall = time.time()
         self._started = time.perf_counter()
+        self._ended: float | None = None
         self._body: dict[str, Any] | None = None
         self._watch: StreamWatch | None = None
         self._done = False
@@ -198,8 +203,9 @@ class Recording:
     ) -> None:
         if exc is not None:
             self._finish(*_failure(exc))
-        elif self._watch is None:
-            self._finish(200, None)
+        elif self._watch is None:  # answered: recorded once the response is written (module notes)
+            self._ended = time.perf_counter()
+            asyncio.get_running_loop().call_soon(self._finish, 200, None)
         # else: a stream was handed to its response, which calls close() when it ends
 
     def route(self, ctx: RouteContext, body: dict[str, Any] | None = None) -> RouteContext:
@@ -282,7 +288,7 @@ class Recording:
             operation=self.operation,
             endpoint=self.endpoint,
             started_at=self._wall,
-            duration_s=time.perf_counter() - self._started,
+            duration_s=(self._ended or time.perf_counter()) - self._started,
             status=status,
             error_code=code,
             trace_id=_trace_id(scope),
