@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tests.support.databases import throwaway_postgres
 
@@ -45,3 +47,13 @@ async def test_a_database_that_cannot_be_opened_is_named_without_its_password() 
     message = str(failed.value)
     assert "postgresql+asyncpg://interlace:***@127.0.0.1:9/state?ssl=disable" in message
     assert "s3cret-pw" not in message
+
+
+async def test_sqlite_connections_keep_statement_journals_in_memory(tmp_path: Path) -> None:
+    # a batch insert's statement journal would otherwise be a temporary file made per statement
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    await database.start()
+    try:
+        assert await database.pool.fetch("PRAGMA temp_store") == [(2,)]  # 2: MEMORY
+    finally:
+        await database.aclose()

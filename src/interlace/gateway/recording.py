@@ -14,9 +14,9 @@ A route opens a :class:`Recording` for its request and tells it what happened::
 
 - A plain request that raised is recorded as its ``with`` block ends, with the status and code of
   the error (499 ``client_disconnected`` when the client left). One that answered is recorded with
-  status 200 on the event loop's next turn, once its response has been written: its duration ends
-  with the ``with`` block, and the observers' work (metrics, logs, the event and audit queues, the
-  quota settlement) is not part of the answer's latency.
+  status 200 once its response has been written (:mod:`interlace.gateway.after_response`): its
+  duration ends with the ``with`` block, and the observers' work (metrics, logs, the event and audit
+  queues, the quota settlement) is not part of the answer's latency.
 - A stream is recorded when its response closes (``on_close``): 200 when it ended normally, the
   error's status when it ended with an error event, 499 when the client left; ``partial`` in both of
   the latter. Its usage is the final chunk's, or — when none arrived — an estimate from the request's
@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException
 
 from interlace.core.errors import InterlaceError
 from interlace.core.usage import estimate_tokens
+from interlace.gateway.after_response import defer
 from interlace.gateway.disconnect import ClientDisconnected
 from interlace.gateway.identity import principal_of
 from interlace.gateway.middleware.request_id import new_request_id, request_id
@@ -205,8 +206,11 @@ class Recording:
             self._finish(*_failure(exc))
         elif self._watch is None:  # answered: recorded once the response is written (module notes)
             self._ended = time.perf_counter()
-            asyncio.get_running_loop().call_soon(self._finish, 200, None)
+            defer(self._scope, self._answered)
         # else: a stream was handed to its response, which calls close() when it ends
+
+    def _answered(self) -> None:
+        self._finish(200, None)
 
     def route(self, ctx: RouteContext, body: dict[str, Any] | None = None) -> RouteContext:
         """The request's routing context (read when it finishes) and its body (estimates, content)."""

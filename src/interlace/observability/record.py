@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlace.core.ids import unique_hex
+from interlace.core.ids import sortable_hex
 
 __all__ = ["AttemptOutcome", "RequestRecord", "Usage"]
 
@@ -104,7 +104,7 @@ class RequestRecord:
     completion_sha256: str | None = None
     """SHA-256 of the answer's text — only with ``audit.content: hash``."""
     # --- end audit ---
-    event_id: str = field(default_factory=lambda: unique_hex(128))
+    event_id: str = field(default_factory=sortable_hex)
     """This record's own id, unique: the event log's key. ``request_id`` is a correlation id that a
     client may send (``x-request-id``) and reuse; two requests are two events however they are named."""
 

@@ -27,6 +27,8 @@ __all__ = ["DriverPool", "driver_dsn"]
 
 _SQLITE = "sqlite+aiosqlite:///"
 _POSTGRES = "postgresql+asyncpg://"
+_SQLITE_SESSION: Final = "PRAGMA temp_store = MEMORY"
+"""A batch insert's statement journal stays in memory instead of a temporary file per statement."""
 _RENAMED: Final = {"prepared_statement_cache_size": "statement_cache_size"}  # SQLAlchemy's name
 _NUMBERS: Final[dict[str, Callable[[str], Any]]] = {
     "statement_cache_size": int,
@@ -110,7 +112,13 @@ class DriverPool:
     async def _open_sqlite(self) -> Any:
         import aiosqlite  # noqa: PLC0415 - the SQLite driver only for SQLite
 
-        return await aiosqlite.connect(self._dsn)
+        connection = await aiosqlite.connect(self._dsn)
+        try:
+            await connection.execute(_SQLITE_SESSION)
+        except BaseException:
+            await _close_quietly(connection)
+            raise
+        return connection
 
     async def _postgres_pool(self) -> Any:
         async with self._opening:

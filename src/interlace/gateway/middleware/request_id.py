@@ -8,7 +8,9 @@ request record, and sent back in the ``x-request-id`` header of every response: 
 not pass through this middleware — the 500 of an unhandled error, answered by Starlette's outermost
 error middleware — gets it from the handler wrapped with :func:`with_request_id`.
 
-As the outermost of the gateway's middleware it is also where a request whose client went away
+As the outermost of the gateway's middleware it runs the work a route left for after its response
+(:mod:`interlace.gateway.after_response`: recording an answered request), and it is where a request
+whose client went away
 (:class:`~interlace.gateway.disconnect.ClientDisconnected`, raised through the routes so that the
 record and the trace see it) ends quietly: nobody is left to answer, and it is not a server error
 for Starlette's error middleware to log with a traceback.
@@ -19,7 +21,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Final
 
-from interlace.core.ids import unique_hex
+from interlace.core.ids import sortable_hex
+from interlace.gateway.after_response import run_deferred
 from interlace.gateway.disconnect import ClientDisconnected
 
 if TYPE_CHECKING:
@@ -49,8 +52,8 @@ _SANE: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 
 def new_request_id() -> str:
-    """32 random hex digits."""
-    return unique_hex(128)
+    """32 hex digits: the milliseconds, then random ones (:func:`~interlace.core.ids.sortable_hex`)."""
+    return sortable_hex(128)
 
 
 def request_id(scope: Scope) -> str | None:
@@ -106,3 +109,5 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnected:
             return
+        finally:
+            run_deferred(scope)  # the response is written: what only observes it (gateway.after_response)

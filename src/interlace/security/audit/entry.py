@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from interlace.core.ids import unique_hex
+from interlace.core.ids import sortable_hex
 from interlace.observability.cost import usd_to_nanos
 from interlace.security.audit.chain import content_digest
 
@@ -52,7 +52,7 @@ def audit_body(record: RequestRecord, content: ContentMode = "hash") -> dict[str
     """The record as an audit entry body (not yet chained: no ``seq``, ``alg``)."""
     kind = record.principal_kind or ("key" if record.api_key_id else "anonymous")
     body: dict[str, Any] = {
-        "entry_id": unique_hex(128),
+        "entry_id": sortable_hex(128),
         "time": format_time(float(record.started_at)),
         "request_id": record.request_id,
         "trace_id": record.trace_id,
