@@ -11,6 +11,8 @@ from interlace.core.operations import ModelRequest
 from interlace.security.gate import Call
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from interlace.gateway.recording import Recorder, Recording
     from interlace.gateway.route_context import ContextFactory
     from interlace.routing.context import RouteContext
@@ -51,5 +53,21 @@ class ApiRoutes:
 
 def json_response(answer: Any, ctx: RouteContext | None = None) -> Response:
     """``answer`` as JSON, with the routing headers when a request was routed."""
-    headers = ctx.response_headers() if ctx is not None else None
-    return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
+    return _JSONAnswer(orjson.dumps(answer), ctx.response_headers() if ctx is not None else None)
+
+
+class _JSONAnswer(Response):
+    """A 200 with an encoded JSON body; its header list built in one pass (the hot path's answer)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, headers: Mapping[str, str] | None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        raw = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+        if headers:
+            raw += [
+                (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+            ]
+        self.raw_headers = raw
