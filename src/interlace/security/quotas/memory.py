@@ -166,15 +166,18 @@ class MemoryQuotaStore(QuotaStore):
         self._swept_at = 0
 
     async def reserve(self, reservation: str, demands: Sequence[Demand], now_ms: int) -> Granted | Denied:
+        counters = self._counters
         for demand in demands:  # the only awaits: seeding counters, before the atomic part
             bucket = demand.bucket
-            if bucket.window_ms is None and bucket.name not in self._counters:
+            if bucket.window_ms is None and bucket.name not in counters:
                 await self._seed(bucket)
-        self._sweep(now_ms, demands)
+        if now_ms - self._swept_at >= _SWEEP_EVERY_MS:
+            self._sweep(now_ms, demands)
         states = [self._state(d.bucket, now_ms) for d in demands]
         denied: int | None = None
         longest = 0
-        for index, (demand, state) in enumerate(zip(demands, states, strict=True)):
+        for index, state in enumerate(states):
+            demand = demands[index]
             limit = demand.bucket.limit
             if state.total + demand.amount <= limit:
                 continue
@@ -265,9 +268,7 @@ class MemoryQuotaStore(QuotaStore):
             return 0
 
     def _sweep(self, now_ms: int, demands: Sequence[Demand]) -> None:
-        """Forget windows with nothing left in them and counters of periods over a day ago."""
-        if now_ms - self._swept_at < _SWEEP_EVERY_MS:
-            return
+        """Forget windows with nothing left in them and counters of periods over a day ago (each minute)."""
         self._swept_at = now_ms
         keep = {demand.bucket.name for demand in demands}  # counters this request is about to use
         for name, window in list(self._windows.items()):

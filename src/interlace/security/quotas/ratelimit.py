@@ -77,7 +77,7 @@ class RateLimitPolicy:
         self._on_error: StoreErrorPolicy = on_store_error
         self.clock = clock
         # (caller, model) -> the buckets its requests count in: built once, not per request
-        self._plans: dict[tuple[Any, ...], tuple[tuple[Bucket, ...], tuple[_Limit, ...]]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[tuple[Bucket, ...], tuple[_Limit, ...], bool]] = {}
 
     async def admit(self, call: Call[Any]) -> Hold | None:
         if call.ctx.shadow:
@@ -105,20 +105,21 @@ class RateLimitPolicy:
             if len(self._plans) >= _MAX_PLANS:  # callers x models is bounded in practice; memory is not
                 self._plans.clear()
             plan = self._plans[key] = self._plan(call)
-        buckets, limits = plan
+        buckets, limits, counts_tokens = plan
         if not buckets:
             return [], []
-        tokens = 0
-        if any(limit.kind == "tokens" for limit in limits):
-            tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output)
+        if not counts_tokens:
+            return [Demand(bucket, 1) for bucket in buckets], list(limits)
+        tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output)
         demands = [
             Demand(bucket, tokens if limit.kind == "tokens" else 1)
             for bucket, limit in zip(buckets, limits, strict=True)
         ]
         return demands, list(limits)
 
-    def _plan(self, call: Call[Any]) -> tuple[tuple[Bucket, ...], tuple[_Limit, ...]]:
-        """The buckets a caller's requests to a model count in (the same for each of them: cached)."""
+    def _plan(self, call: Call[Any]) -> tuple[tuple[Bucket, ...], tuple[_Limit, ...], bool]:
+        """The buckets a caller's requests to a model count in (the same for each of them: cached),
+        and whether any counts tokens."""
         principal = call.principal
         scopes: list[tuple[str, str, int | None, int | None]] = []
         own = principal.limits
@@ -139,7 +140,7 @@ class RateLimitPolicy:
             if tpm is not None:
                 buckets.append(Bucket(f"rl:{scope}:{ident}:tokens", tpm, WINDOW_MS))
                 limits.append(_Limit(scope, ident, "tokens"))
-        return tuple(buckets), tuple(limits)
+        return tuple(buckets), tuple(limits), any(limit.kind == "tokens" for limit in limits)
 
     def _refusal(
         self, denied: Denied, demands: list[Demand], limits: list[_Limit], call: Call[Any]
