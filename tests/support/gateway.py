@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 
 import uvicorn
 
+from interlace.cli.accept import Server
 from interlace.cli.serve import bind_socket, tls_options
 from interlace.gateway.app import build_app
 from interlace.runtime import Runtime
@@ -29,7 +30,7 @@ class GatewayServer:
         self.port = self._sock.getsockname()[1]
         self._tls = tls_options(config.server.tls)  # server.tls: HTTPS (and mTLS) like `interlace serve`
         self.url = f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -67,7 +68,7 @@ class GatewayServer:
             loop="none",
             **self._tls,
         )
-        self._server = uvicorn.Server(config)
+        self._server = Server(config)  # as `interlace serve` runs it
         task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started and not task.done():
             await asyncio.sleep(0.01)

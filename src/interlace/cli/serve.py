@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from interlace import __version__
+from interlace.cli.accept import Server
 from interlace.cli.collector import freeze_start_up, full_collections_held
 from interlace.core.errors import ConfigError
 from interlace.gateway.app import build_app
@@ -299,7 +300,7 @@ async def _serve(
     # start-up leaves ~100k long-lived objects (SQLAlchemy, pydantic, the app); moving them out
     # of the collector's generations keeps full collections from stalling every request in flight
     freeze_start_up()
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             loop="none",
