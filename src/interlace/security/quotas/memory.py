@@ -166,18 +166,16 @@ class MemoryQuotaStore(QuotaStore):
         self._swept_at = 0
 
     async def reserve(self, reservation: str, demands: Sequence[Demand], now_ms: int) -> Granted | Denied:
-        counters = self._counters
         for demand in demands:  # the only awaits: seeding counters, before the atomic part
             bucket = demand.bucket
-            if bucket.window_ms is None and bucket.name not in counters:
+            if bucket.window_ms is None and bucket.name not in self._counters:
                 await self._seed(bucket)
         if now_ms - self._swept_at >= _SWEEP_EVERY_MS:
             self._sweep(now_ms, demands)
         states = [self._state(d.bucket, now_ms) for d in demands]
         denied: int | None = None
         longest = 0
-        for index, state in enumerate(states):
-            demand = demands[index]
+        for index, (demand, state) in enumerate(zip(demands, states, strict=True)):
             limit = demand.bucket.limit
             if state.total + demand.amount <= limit:
                 continue
