@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from starlette.types import Message, Receive, Scope, Send
 
 
+def test_work_deferred_on_a_scope_no_one_runs_it_for_runs_at_once() -> None:
+    ran: list[str] = []
+    defer({"type": "http"}, lambda: ran.append("now"))
+    assert ran == ["now"]
+
+
 def _scope() -> dict[str, Any]:
     return {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
 

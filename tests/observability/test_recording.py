@@ -16,7 +16,7 @@ from tests.support.stack import Stack
 
 from interlace.config.schema import Price
 from interlace.core.operations import ClassifyResult, LabelScore
-from interlace.gateway.after_response import run_deferred
+from interlace.gateway.after_response import accept_deferred, run_deferred
 from interlace.gateway.recording import Recorder
 from interlace.gateway.stream_watch import MAX_GAPS, StreamWatch
 from interlace.observability.cost import cost_usd
@@ -192,6 +192,7 @@ def _recorder() -> tuple[Recorder, Records]:
 def test_the_classifier_exports_its_scores() -> None:
     recorder, records = _recorder()
     scope: dict[str, Any] = {"type": "http", "headers": [], "path": "/v1/classify"}
+    accept_deferred(scope)  # as the gateway's outermost middleware does
     result = ClassifyResult(
         scores=[
             [LabelScore(label="a", score=0.9), LabelScore(label="b", score=0.1)],
@@ -280,3 +281,19 @@ def test_a_failing_record_never_breaks_the_answer(
         time.sleep(0.02)
     assert scrape(server.url).value("interlace_requests_in_flight", operation="chat") == 0
     assert "could not record request" in caplog.text
+
+
+def test_a_recording_outside_the_gateway_is_recorded_when_it_ends() -> None:
+    # a flow step's or a job's call: nobody runs deferred work for its scope
+    recorder, records = _recorder()
+    scope: dict[str, Any] = {"type": "http", "headers": [], "path": "/v1/embeddings"}
+
+    class _Request:
+        def __init__(self, scope: dict[str, Any]) -> None:
+            self.scope = scope
+
+    with recorder.begin(_Request(scope), "embeddings", "/v1/embeddings") as rec:  # type: ignore[arg-type]
+        rec.counted(7)
+    (record,) = records.records
+    assert record.status == 200
+    assert record.usage.prompt_tokens == 7

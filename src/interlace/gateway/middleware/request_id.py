@@ -22,7 +22,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from interlace.core.ids import sortable_hex
-from interlace.gateway.after_response import run_deferred
+from interlace.gateway.after_response import accept_deferred, run_deferred
 from interlace.gateway.disconnect import ClientDisconnected
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        accept_deferred(scope)
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnected:
