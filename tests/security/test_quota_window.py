@@ -103,3 +103,17 @@ async def test_memory_follows_the_window_not_the_requests() -> None:
     assert len(window.times) - window.head == 25_000  # one slot a millisecond
     assert not window.open
     assert await store.used(bucket, T0 + 25_000) == (100_000, 0)
+
+
+async def test_the_arrays_stay_near_one_window_however_long_the_load() -> None:
+    """Busy every millisecond for five minutes: at most ~1/7 more than a window's worth is kept."""
+    store = MemoryQuotaStore()
+    bucket = Bucket("w", 10**9, 60_000)
+    longest = 0
+    for now in range(T0, T0 + 300_000):
+        reservation = f"r{now}"
+        await store.reserve(reservation, [Demand(bucket, 1)], now)
+        await store.settle(reservation, [Demand(bucket, 1)], now)
+        if now >= T0 + 60_000:
+            longest = max(longest, len(store._windows["w"].times))
+    assert 60_000 <= longest <= 60_000 * 8 // 7 + 16
