@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import TYPE_CHECKING
 
@@ -74,5 +75,39 @@ def test_a_closed_acceptor_accepts_nothing_more() -> None:
                 await asyncio.sleep(0.05)
                 assert made == []
             acceptor.close()  # closing twice is harmless
+
+    _on_uvloop(scenario)
+
+
+class _OutOfFiles(socket.socket):
+    """A listening socket whose first accept fails as a process out of file descriptors does."""
+
+    failed = False
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.failed:
+            self.failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+def test_running_out_of_file_descriptors_pauses_accepting_then_it_resumes() -> None:
+    async def scenario() -> None:
+        made: list[asyncio.BaseTransport] = []
+        with _OutOfFiles() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(16)
+            acceptor = BatchAcceptor(sock, lambda: _Counted(made))
+            with socket.create_connection(sock.getsockname()):
+                for _ in range(6):
+                    await asyncio.sleep(0)
+                assert sock.failed
+                assert made == []  # backing off, not spinning on the error
+                await asyncio.sleep(0.3)
+                assert len(made) == 1
+            acceptor.close()
+            await acceptor.wait_closed()
+            for transport in made:
+                transport.close()
 
     _on_uvloop(scenario)

@@ -70,10 +70,9 @@ class BatchAcceptor:
             except ConnectionAbortedError:
                 continue  # the client gave up while waiting
             except OSError as exc:
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise
                 # like asyncio's servers: stop accepting a moment instead of spinning on the error
-                log.warning("cannot accept connections (%s); retrying in %.1fs", exc, _RETRY_AFTER)
+                level = logging.WARNING if exc.errno in _OUT_OF_RESOURCES else logging.ERROR
+                log.log(level, "cannot accept connections (%s); retrying in %.1fs", exc, _RETRY_AFTER)
                 self._loop.remove_reader(self._sock.fileno())
                 self._retry = self._loop.call_later(_RETRY_AFTER, self._resume)
                 return
