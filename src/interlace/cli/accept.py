@@ -19,6 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 if TYPE_CHECKING:
     import socket
@@ -34,9 +35,6 @@ ACCEPTS_PER_TURN: Final = 1024
 
 _RETRY_AFTER: Final = 0.1
 """Seconds before accepting again after running out of file descriptors or memory."""
-
-_STARTUP_FAILURE: Final = 3
-"""uvicorn's exit status when the application's start-up failed."""
 
 _OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -119,7 +117,7 @@ class Server(uvicorn.Server):
             return
         await self.lifespan.startup()
         if self.lifespan.should_exit:
-            sys.exit(_STARTUP_FAILURE)
+            sys.exit(STARTUP_FAILURE)
         config = self.config
 
         def create_protocol() -> asyncio.Protocol:

@@ -10,10 +10,9 @@ error middleware — gets it from the handler wrapped with :func:`with_request_i
 
 As the outermost of the gateway's middleware it runs the work a route left for after its response
 (:mod:`interlace.gateway.after_response`: recording an answered request), and it is where a request
-whose client went away
-(:class:`~interlace.gateway.disconnect.ClientDisconnected`, raised through the routes so that the
-record and the trace see it) ends quietly: nobody is left to answer, and it is not a server error
-for Starlette's error middleware to log with a traceback.
+whose client went away (:class:`~interlace.gateway.disconnect.ClientDisconnected`, raised through the
+routes so that the record and the trace see it) ends quietly: nobody is left to answer, and it is not
+a server error for Starlette's error middleware to log with a traceback.
 """
 
 from __future__ import annotations

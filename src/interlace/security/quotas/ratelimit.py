@@ -108,9 +108,7 @@ class RateLimitPolicy:
         buckets, limits, counts_tokens = plan
         if not buckets:
             return [], []
-        if not counts_tokens:
-            return [Demand(bucket, 1) for bucket in buckets], list(limits)
-        tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output)
+        tokens = prompt_tokens(call.op) + output_tokens(call.op, self._default_output) if counts_tokens else 0
         demands = [
             Demand(bucket, tokens if limit.kind == "tokens" else 1)
             for bucket, limit in zip(buckets, limits, strict=True)
