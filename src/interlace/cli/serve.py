@@ -37,6 +37,7 @@ import uvicorn
 
 from interlace import __version__
 from interlace.cli.accept import Server
+from interlace.cli.allocator import map_large_blocks
 from interlace.cli.collector import freeze_start_up, full_collections_held
 from interlace.core.errors import ConfigError
 from interlace.gateway.app import build_app
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     options = parser.parse_args(argv)
     say = Say(sys.stderr)
+    map_large_blocks()  # before the runtime allocates (and before workers fork: they inherit it)
     # what follows loads the runtime: no full garbage collection until it serves (cli.collector)
     with full_collections_held():
         from interlace.config.defaults import embedded_default  # noqa: PLC0415 - inside the hold

@@ -36,8 +36,15 @@ class _Window:
     """A sliding window, exact to the millisecond, in memory bounded by the window's length.
 
     The amounts reserved are summed per millisecond in which something was reserved, oldest first, in
-    two arrays of 64-bit integers (16 bytes a millisecond, however many requests it saw, where a log
-    of reservations cost about 200 bytes a request: 130 MiB a minute for four buckets at 2,700 req/s).
+    a ring of two arrays of 64-bit integers (16 bytes a millisecond, however many requests it saw,
+    where a log of reservations cost about 200 bytes a request: 130 MiB a minute for four buckets at
+    2,700 req/s). Milliseconds get sequence numbers; ``seq & mask`` is a millisecond's slot. The ring
+    doubles when full and halves when an eighth full, so under a steady load it allocates nothing:
+    arrays that grew at the back and were cut at the front were reallocated every few seconds, and
+    blocks of half a megabyte moving through the C heap left it fragmented (RSS +16 % over a million
+    requests, with the same bytes in use). A window of ``window_ms`` holds at most ``window_ms + 1``
+    milliseconds, so its ring is at most the next power of two of that.
+
     Open reservations (reserved, not yet settled) are indexed by id with their millisecond's sequence
     number, so settling moves the amount within that millisecond and it leaves the window with it;
     a settled reservation leaves the index (settling it again finds nothing, as the port documents).
@@ -45,22 +52,20 @@ class _Window:
     time never names one that frees nothing.
     """
 
-    __slots__ = ("amounts", "base", "head", "open", "pinned", "times", "total", "window_ms")
+    __slots__ = ("amounts", "first", "mask", "next", "open", "pinned", "times", "total", "window_ms")
 
-    _COMPACT_AT = 4096
-    """Milliseconds that left the window are dropped from the arrays' front once there are this many
-    and they are at least an eighth of the arrays: at most ~1/7 more than the window holds. (Waiting
-    for half made the arrays swing between one and two windows' worth, period one window: at 4,000
-    req/s, 4-8 MiB over four buckets, whichever phase a memory reading met.)"""
+    _SMALLEST = 16
+    """Slots in a new ring, and the fewest it shrinks to."""
 
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
-        self.times = array("q")
-        self.amounts = array("q")
-        self.head = 0
-        """Index of the oldest millisecond still in the window."""
-        self.base = 0
-        """Sequence number of ``times[0]`` (sequence numbers survive compaction)."""
+        self.times = array("q", bytes(8 * self._SMALLEST))
+        self.amounts = array("q", bytes(8 * self._SMALLEST))
+        self.mask = self._SMALLEST - 1
+        self.first = 0
+        """Sequence number of the oldest millisecond still in the window."""
+        self.next = 0
+        """Sequence number the next new millisecond gets."""
         self.open: dict[str, tuple[int, int]] = {}
         """Open reservation -> (its millisecond's sequence number, its amount)."""
         self.pinned: dict[int, int] = {}
@@ -69,16 +74,19 @@ class _Window:
 
     @property
     def empty(self) -> bool:
-        return self.head == len(self.times) and not self.open
+        return self.first == self.next and not self.open
 
     def add(self, reservation: str, now_ms: int, amount: int) -> None:
-        times = self.times
-        if len(times) > self.head and times[-1] >= now_ms:  # same millisecond (or a clock step back)
-            self.amounts[-1] += amount
+        seq = self.next - 1
+        if seq >= self.first and self.times[seq & self.mask] >= now_ms:  # same ms (or a clock step back)
+            self.amounts[seq & self.mask] += amount
         else:
-            times.append(now_ms)
-            self.amounts.append(amount)
-        seq = self.base + len(times) - 1
+            if self.next - self.first > self.mask:
+                self._resize(2 * (self.mask + 1))
+            seq = self.next
+            self.next = seq + 1
+            self.times[seq & self.mask] = now_ms
+            self.amounts[seq & self.mask] = amount
         self.open[reservation] = (seq, amount)
         self.pinned[seq] = self.pinned.get(seq, 0) + 1
         self.total += amount
@@ -90,36 +98,39 @@ class _Window:
             return False
         seq, reserved = found
         self._unpin(seq)
-        index = seq - self.base
-        if index < self.head:  # its millisecond left the window (trim runs first: cannot happen)
+        if seq < self.first:  # its millisecond left the window (trim runs first: cannot happen)
             return False
-        self.amounts[index] += actual - reserved
+        self.amounts[seq & self.mask] += actual - reserved
         self.total += actual - reserved
         return True
 
     def trim(self, now_ms: int) -> None:
         cutoff = now_ms - self.window_ms
-        times, amounts, pinned, base = self.times, self.amounts, self.pinned, self.base
-        head, end = self.head, len(times)
+        times, amounts, pinned, mask = self.times, self.amounts, self.pinned, self.mask
+        first, end = self.first, self.next
         orphans = False
-        while head < end:
-            amount, held = amounts[head], (base + head) in pinned
-            if times[head] > cutoff and (amount > 0 or held):
+        while first < end:
+            amount, held = amounts[first & mask], first in pinned
+            if times[first & mask] > cutoff and (amount > 0 or held):
                 break
             self.total -= amount
             orphans = orphans or held
-            head += 1
-        self.head = head
+            first += 1
+        self.first = first
         if orphans:  # open reservations whose millisecond left the window can no longer be settled
             for reservation, (seq, _) in list(self.open.items()):
-                if seq < base + head:
+                if seq < first:
                     del self.open[reservation]
                     self._unpin(seq)
-        if head >= self._COMPACT_AT and head * 8 >= end:
-            del times[:head]
-            del amounts[:head]
-            self.base += head
-            self.head = 0
+        if mask >= self._SMALLEST and (end - first) * 8 <= mask + 1:
+            self._resize((mask + 1) // 2)
+
+    def _resize(self, slots: int) -> None:
+        """Move the live milliseconds into a ring of ``slots`` (a power of two that holds them)."""
+        count, mask = self.next - self.first, slots - 1
+        self.times = _moved(self.times, self.first & self.mask, count, self.first & mask, slots)
+        self.amounts = _moved(self.amounts, self.first & self.mask, count, self.first & mask, slots)
+        self.mask = mask
 
     def _unpin(self, seq: int) -> None:
         left = self.pinned[seq] - 1
@@ -133,18 +144,30 @@ class _Window:
         if amount > limit:
             return -1
         need = self.total + amount - limit
-        times, amounts = self.times, self.amounts
-        for index in range(self.head, len(times)):
-            need -= amounts[index]
+        times, amounts, mask = self.times, self.amounts, self.mask
+        for seq in range(self.first, self.next):
+            need -= amounts[seq & mask]
             if need <= 0:  # at most the window, should now be a little behind a reservation's time
-                return min(times[index] + self.window_ms - now_ms, self.window_ms)
+                return min(times[seq & mask] + self.window_ms - now_ms, self.window_ms)
         return self.window_ms
 
     def reset_ms(self, now_ms: int) -> int:
         """Milliseconds until the oldest reservation leaves the window (-1: none); call after trim."""
-        if self.head == len(self.times):
+        if self.first == self.next:
             return -1
-        return min(self.times[self.head] + self.window_ms - now_ms, self.window_ms)
+        return min(self.times[self.first & self.mask] + self.window_ms - now_ms, self.window_ms)
+
+
+def _moved(ring: array[int], start: int, count: int, to: int, slots: int) -> array[int]:
+    """``count`` values of ``ring`` from ``start`` (wrapping), in a new ring of ``slots`` from ``to``."""
+    live = ring[start : start + count]
+    if len(live) < count:
+        live += ring[: count - len(live)]
+    moved = array("q", bytes(8 * slots))
+    fits = min(count, slots - to)
+    moved[to : to + fits] = live[:fits]
+    moved[: count - fits] = live[fits:]
+    return moved
 
 
 class _Counter:
