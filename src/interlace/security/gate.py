@@ -13,9 +13,11 @@ Each :class:`Policy` looks at the :class:`Call` and either rejects it (raises an
 :class:`Hold`. Policies note what they decided in ``ctx.decisions`` (for the audit log) and may add
 response headers to ``ctx.headers_out`` (``x-ratelimit-*``).
 
-Settling is asynchronous (Redis, the database) and must not delay the answer: :meth:`Admission.settle`
-is called once by the request's recording when the request is finished, and the gate runs it as a
-task it tracks; :meth:`Gate.aclose` waits for those still running.
+Settling must not delay the answer: :meth:`Admission.settle` is called once by the request's recording
+when the request is finished (after its response is written). A hold whose state is at hand (the
+in-process quota store) settles there and then (:meth:`Hold.settle_at_once`); the rest settle
+asynchronously (Redis, the database) in a task the gate tracks, and :meth:`Gate.aclose` waits for
+those still running. (A task per request cost more than the in-process settlement itself.)
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class Hold:
 
     async def settle(self, record: RequestRecord) -> None:
         """The request is finished (``record`` has its status, usage and cost): settle or refund."""
+
+    def settle_at_once(self, record: RequestRecord) -> bool:  # noqa: ARG002 - a default hook
+        """Settle as :meth:`settle` does, now, if that needs no I/O (True); False leaves it to
+        :meth:`settle`. Holds with nothing to settle say True."""
+        return type(self).settle is Hold.settle
 
     async def release(self) -> None:
         """A later policy rejected the request: it never reached a model; give back what was reserved."""
@@ -127,18 +134,33 @@ class Admission(Generic[RequestT]):
         return chunks
 
     def settle(self, record: RequestRecord) -> None:
-        """Called once, when the request is finished; the holds settle in a task the gate tracks."""
-        if self._settled or not self._holds:
+        """Called once, when the request is finished: the holds settle in order, at once while they
+        can, the rest in a task the gate tracks."""
+        if self._settled:
             return
         self._settled = True
-        self._gate.track(self._settle(record))
-
-    async def _settle(self, record: RequestRecord) -> None:
-        for hold in self._holds:
+        holds = self._holds
+        for index, hold in enumerate(holds):
             try:
-                await hold.settle(record)
-            except Exception:  # one hold's failure must not keep the others from settling
-                log.exception("could not settle %s for request %s", type(hold).__name__, record.request_id)
+                if hold.settle_at_once(record):
+                    continue
+            except Exception as exc:  # one hold's failure must not keep the others from settling
+                _failed(hold, record, exc)
+                continue
+            self._gate.track(_settle(holds[index:], record))
+            return
+
+
+async def _settle(holds: Sequence[Hold], record: RequestRecord) -> None:
+    for hold in holds:
+        try:
+            await hold.settle(record)
+        except Exception as exc:  # one hold's failure must not keep the others from settling
+            _failed(hold, record, exc)
+
+
+def _failed(hold: Hold, record: RequestRecord, exc: Exception) -> None:
+    log.error("could not settle %s for request %s", type(hold).__name__, record.request_id, exc_info=exc)
 
 
 class Gate:

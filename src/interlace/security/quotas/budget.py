@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from interlace.security.gate import Call
     from interlace.security.quotas.estimate import PriceBook
     from interlace.security.quotas.metrics import QuotaMetrics
-    from interlace.security.quotas.store import Granted, QuotaStore
+    from interlace.security.quotas.store import Granted, QuotaStore, Settled
 
 __all__ = ["BudgetPolicy"]
 
@@ -200,8 +200,16 @@ class _BudgetHold(Hold):
         self._budgets = budgets
 
     async def settle(self, record: RequestRecord) -> None:
-        cost = 0 if refunded(record) else usd_to_nanos(max(record.cost_usd, 0.0))
-        await self._settle(cost)
+        await self._settle(_cost(record))
+
+    def settle_at_once(self, record: RequestRecord) -> bool:
+        policy = self._policy
+        actual = [Demand(d.bucket, _cost(record)) for d in self._demands]
+        settled = policy.store.settle_at_once(self._reservation, actual, int(policy.clock() * 1000))
+        if settled is None:
+            return False
+        self._note_crossings(settled)
+        return True
 
     async def release(self) -> None:
         await self._settle(0)
@@ -213,7 +221,15 @@ class _BudgetHold(Hold):
             settled = await policy.store.settle(self._reservation, actual, int(policy.clock() * 1000))
         except QuotaStoreError:
             return  # logged once per outage by the store; the reservation stays counted (pessimistic)
+        self._note_crossings(settled)
+
+    def _note_crossings(self, settled: tuple[Settled, ...]) -> None:
         for budget, outcome in zip(self._budgets, settled, strict=True):
             soft = budget.soft
             if soft is not None and outcome.before < soft <= outcome.after:
-                policy.crossed(budget, outcome.before, outcome.after)
+                self._policy.crossed(budget, outcome.before, outcome.after)
+
+
+def _cost(record: RequestRecord) -> int:
+    """What the request cost (nano-dollars); 0 when it is refunded."""
+    return 0 if refunded(record) else usd_to_nanos(max(record.cost_usd, 0.0))

@@ -229,6 +229,9 @@ class MemoryQuotaStore(QuotaStore):
         return Granted(tuple(levels))
 
     async def settle(self, reservation: str, demands: Sequence[Demand], now_ms: int) -> tuple[Settled, ...]:
+        return self.settle_at_once(reservation, demands, now_ms)
+
+    def settle_at_once(self, reservation: str, demands: Sequence[Demand], now_ms: int) -> tuple[Settled, ...]:
         out: list[Settled] = []
         for demand in demands:
             name, actual = demand.bucket.name, demand.amount

@@ -197,24 +197,28 @@ class _RateHold(Hold):
         self._limits = limits
 
     async def settle(self, record: RequestRecord) -> None:
-        if refunded(record):
-            await self._give_back()
-            return
-        tokens = max(record.usage.total_tokens, 0)
-        actual = [
-            Demand(d.bucket, 1 if limit.kind == "requests" else tokens)
-            for d, limit in zip(self._demands, self._limits, strict=True)
-        ]
-        await self._settle(actual)
-
-    async def release(self) -> None:
-        await self._give_back()
-
-    async def _give_back(self) -> None:
-        await self._settle([Demand(d.bucket, 0) for d in self._demands])
-
-    async def _settle(self, actual: list[Demand]) -> None:
         policy = self._policy
         # a failure is logged once per outage by the store; a window's reservation expires by itself
         with contextlib.suppress(QuotaStoreError):
-            await policy.store.settle(self._reservation, actual, int(policy.clock() * 1000))
+            await policy.store.settle(self._reservation, self._actual(record), int(policy.clock() * 1000))
+
+    def settle_at_once(self, record: RequestRecord) -> bool:
+        policy = self._policy
+        actual = self._actual(record)
+        return policy.store.settle_at_once(self._reservation, actual, int(policy.clock() * 1000)) is not None
+
+    async def release(self) -> None:
+        policy = self._policy
+        with contextlib.suppress(QuotaStoreError):
+            await policy.store.settle(self._reservation, self._actual(None), int(policy.clock() * 1000))
+
+    def _actual(self, record: RequestRecord | None) -> list[Demand]:
+        """What the request really used of each bucket: nothing when it never ran (``None``) or is
+        refunded, else one request and its tokens."""
+        if record is None or refunded(record):
+            return [Demand(d.bucket, 0) for d in self._demands]
+        tokens = max(record.usage.total_tokens, 0)
+        return [
+            Demand(d.bucket, 1 if limit.kind == "requests" else tokens)
+            for d, limit in zip(self._demands, self._limits, strict=True)
+        ]

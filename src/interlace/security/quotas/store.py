@@ -123,6 +123,15 @@ class QuotaStore(ABC):
     async def settle(self, reservation: str, demands: Sequence[Demand], now_ms: int) -> tuple[Settled, ...]:
         """Replace each reservation's amount with ``demand.amount`` (0: refund it); idempotent."""
 
+    def settle_at_once(
+        self,
+        reservation: str,  # noqa: ARG002 - a default hook
+        demands: Sequence[Demand],  # noqa: ARG002
+        now_ms: int,  # noqa: ARG002
+    ) -> tuple[Settled, ...] | None:
+        """:meth:`settle` without waiting, when this store can; None when it must be awaited."""
+        return None
+
     @abstractmethod
     async def used(self, bucket: Bucket, now_ms: int) -> tuple[int, int]:
         """``(used, settled)`` of a bucket now (a window's ``settled`` is 0)."""
