@@ -1,4 +1,5 @@
-"""The C allocator of a long-running server: large blocks always mapped on their own (glibc).
+"""The C allocator of a long-running process (``serve``, ``worker``, ``flow run``): large blocks always
+mapped on their own (glibc).
 
 glibc's malloc serves a block of at least its mmap threshold (128 KiB at start) with a mapping of its
 own, given back to the system when the block is freed. But each time such a block is freed it raises

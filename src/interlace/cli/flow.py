@@ -140,7 +140,10 @@ def run(
     ] = None,
 ) -> None:
     """Run flows until SIGTERM or Ctrl-C; in-flight messages are drained before exit."""
+    from interlace.cli.allocator import map_large_blocks  # noqa: PLC0415
     from interlace.observability.logs import configure_logging  # noqa: PLC0415
+
+    map_large_blocks()  # a long-running process (cli.allocator)
 
     settings = _settings(config)
     chosen = list(settings.flows) if run_all or not names else names

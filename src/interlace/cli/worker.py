@@ -32,7 +32,10 @@ def worker_command(
     ] = None,
 ) -> None:
     """Run jobs and batches from the queue (no HTTP server)."""
-    from interlace.observability.logs import configure_logging  # noqa: PLC0415 - only when it runs
+    from interlace.cli.allocator import map_large_blocks  # noqa: PLC0415 - only when it runs
+    from interlace.observability.logs import configure_logging  # noqa: PLC0415
+
+    map_large_blocks()  # a long-running process (cli.allocator)
 
     errors = Console(stderr=True)
     settings = load_settings(config, errors)
