@@ -197,10 +197,7 @@ class _RateHold(Hold):
         self._limits = limits
 
     async def settle(self, record: RequestRecord) -> None:
-        policy = self._policy
-        # a failure is logged once per outage by the store; a window's reservation expires by itself
-        with contextlib.suppress(QuotaStoreError):
-            await policy.store.settle(self._reservation, self._actual(record), int(policy.clock() * 1000))
+        await self._settle(self._actual(record))
 
     def settle_at_once(self, record: RequestRecord) -> bool:
         policy = self._policy
@@ -208,9 +205,13 @@ class _RateHold(Hold):
         return policy.store.settle_at_once(self._reservation, actual, int(policy.clock() * 1000)) is not None
 
     async def release(self) -> None:
+        await self._settle(self._actual(None))
+
+    async def _settle(self, actual: list[Demand]) -> None:
         policy = self._policy
+        # a failure is logged once per outage by the store; a window's reservation expires by itself
         with contextlib.suppress(QuotaStoreError):
-            await policy.store.settle(self._reservation, self._actual(None), int(policy.clock() * 1000))
+            await policy.store.settle(self._reservation, actual, int(policy.clock() * 1000))
 
     def _actual(self, record: RequestRecord | None) -> list[Demand]:
         """What the request really used of each bucket: nothing when it never ran (``None``) or is
