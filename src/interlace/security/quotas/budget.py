@@ -204,7 +204,7 @@ class _BudgetHold(Hold):
 
     def settle_at_once(self, record: RequestRecord) -> bool:
         policy = self._policy
-        actual = [Demand(d.bucket, _cost(record)) for d in self._demands]
+        actual = self._actual(_cost(record))
         settled = policy.store.settle_at_once(self._reservation, actual, int(policy.clock() * 1000))
         if settled is None:
             return False
@@ -216,12 +216,17 @@ class _BudgetHold(Hold):
 
     async def _settle(self, cost: int) -> None:
         policy = self._policy
-        actual = [Demand(d.bucket, cost) for d in self._demands]
         try:
-            settled = await policy.store.settle(self._reservation, actual, int(policy.clock() * 1000))
+            settled = await policy.store.settle(
+                self._reservation, self._actual(cost), int(policy.clock() * 1000)
+            )
         except QuotaStoreError:
             return  # logged once per outage by the store; the reservation stays counted (pessimistic)
         self._note_crossings(settled)
+
+    def _actual(self, cost: int) -> list[Demand]:
+        """Each budget's reservation replaced by the request's real cost (nano-dollars)."""
+        return [Demand(d.bucket, cost) for d in self._demands]
 
     def _note_crossings(self, settled: tuple[Settled, ...]) -> None:
         for budget, outcome in zip(self._budgets, settled, strict=True):
