@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +17,7 @@ from typing import Any, Self
 
 import pytest
 import uvloop
+from tests.support.ports import refusing_port
 
 from interlace.config.schema import Timeouts
 from interlace.core.errors import (
@@ -551,10 +551,6 @@ def test_peer_closing_mid_body_is_not_retried(run: Callable[[Scenario], None]) -
 
 
 def test_connection_refused_and_connect_timeout(run: Callable[[Scenario], None]) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        closed_port = unused.getsockname()[1]
-
     async def scenario() -> None:
         pool = ConnectionPool(
             Origin.from_url(f"http://127.0.0.1:{closed_port}"), max_connections=1, connect_timeout=2
@@ -576,7 +572,8 @@ def test_connection_refused_and_connect_timeout(run: Callable[[Scenario], None])
             await slow.send(b"GET / HTTP/1.1\r\n\r\n")
         assert slow.open_connections == 0
 
-    run(scenario)
+    with refusing_port() as closed_port:
+        run(scenario)
 
 
 class _LoopWithConnect:

@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 from tests.support.observe import Records
-from tests.support.quotas import client, closed_port, delete_prefix, new_prefix, require_redis, running
+from tests.support.ports import refusing_port
+from tests.support.quotas import client, delete_prefix, new_prefix, require_redis, running
 
 from interlace.core.principal import Limits, Principal
 from interlace.security.quotas import Bucket, Demand, Granted, QuotaStoreError, RedisQuotaStore
 
 
-def _yaml(policy: str) -> str:
+def _yaml(policy: str, redis_port: int) -> str:
     return f"""
-redis: {{url: 'redis://127.0.0.1:{closed_port()}/0', prefix: down}}
+redis: {{url: 'redis://127.0.0.1:{redis_port}/0', prefix: down}}
 quotas: {{on_store_error: {policy}, recheck: 30}}
 models:
   limited:
@@ -34,13 +36,20 @@ def _body(model: str) -> dict[str, object]:
     return {"model": model, "messages": [{"role": "user", "content": "hi"}]}
 
 
+@pytest.fixture
+def redis_down() -> Iterator[int]:
+    """The port of a Redis that is down: connections to it are refused."""
+    with refusing_port() as port:
+        yield port
+
+
 async def test_fail_open_lets_requests_through_and_says_so_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, redis_down: int
 ) -> None:
     caplog.set_level(logging.INFO, logger="interlace.security.quotas")
     records = Records()
     budgeted = Principal(kind="key", id="ik_a", tenant="t", limits=Limits(budget_usd=0.000001))
-    async with running(_yaml("open"), tmp_path) as runtime, client(runtime, budgeted) as http:
+    async with running(_yaml("open", redis_down), tmp_path) as runtime, client(runtime, budgeted) as http:
         runtime.observers.add(records)
         statuses = [
             (await http.post("/v1/chat/completions", json=_body("limited"))).status_code for _ in range(4)
@@ -56,10 +65,10 @@ async def test_fail_open_lets_requests_through_and_says_so_once(
 
 
 async def test_fail_closed_refuses_limited_requests_with_503(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, redis_down: int
 ) -> None:
     caplog.set_level(logging.WARNING, logger="interlace.security.quotas")
-    async with running(_yaml("closed"), tmp_path) as runtime, client(runtime) as http:
+    async with running(_yaml("closed", redis_down), tmp_path) as runtime, client(runtime) as http:
         refused = [await http.post("/v1/chat/completions", json=_body("limited")) for _ in range(3)]
         unlimited = await http.post("/v1/chat/completions", json=_body("free"))
         metrics = (await http.get("/metrics")).text

@@ -46,13 +46,6 @@ def delete_prefix(prefix: str) -> None:
             client.delete(*keys)
 
 
-def closed_port() -> int:
-    """A local port nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def as_principal(app: ASGIApp, principal: Principal | None) -> ASGIApp:
     """What the auth middleware does for a credential: put its principal in the scope."""
 

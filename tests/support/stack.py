@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.gateway import GatewayServer
+from tests.support.ports import refusing_port
 
 from interlace.config import parse_config
 from interlace.testing import UpstreamServer
@@ -21,12 +21,6 @@ class Stack:
     inference: UpstreamServer
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _deployment(provider: str, model: str, base_url: str, extra: str = "") -> str:
     return (
         f"      - provider: {provider}\n"
@@ -36,7 +30,10 @@ def _deployment(provider: str, model: str, base_url: str, extra: str = "") -> st
     )
 
 
-def stack_config(openai_url: str, anthropic_url: str, inference_url: str, state_dir: Path) -> str:
+def stack_config(
+    openai_url: str, anthropic_url: str, inference_url: str, state_dir: Path, refused: tuple[int, int]
+) -> str:
+    """The gateway's configuration; `refused` are two ports that refuse connections while it runs."""
     v1 = f"{openai_url}/v1"
     tight = "        timeouts: {connect: 1, first_byte: 0.5, idle: 0.5, total: 5}\n"
     models = {
@@ -51,10 +48,10 @@ def stack_config(openai_url: str, anthropic_url: str, inference_url: str, state_
         "stall": _deployment("openai", "fault:stall_stream=2,seconds=5", v1, tight),
         "error-mid-stream": _deployment("openai", "fault:error_after_first_chunk", v1),
         "malformed": _deployment("openai", "fault:malformed", v1),
-        "refused": _deployment("openai", "echo", f"http://127.0.0.1:{_closed_port()}/v1", tight),
+        "refused": _deployment("openai", "echo", f"http://127.0.0.1:{refused[0]}/v1", tight),
         "context": _deployment("openai", "fault:code=context_length_exceeded", v1),
         "failover": _deployment("openai", "fault:status=500", v1)
-        + _deployment("openai", "echo", f"http://127.0.0.1:{_closed_port()}/v1", tight)
+        + _deployment("openai", "echo", f"http://127.0.0.1:{refused[1]}/v1", tight)
         + _deployment("openai", "echo", v1),
         "claude": _deployment("anthropic", "echo", anthropic_url),
         "claude-cut": _deployment("anthropic", "fault:cut_stream=3", anthropic_url),
@@ -73,8 +70,16 @@ def start_stack(state_dir: Path) -> Iterator[Stack]:
         UpstreamServer("openai") as openai_upstream,
         UpstreamServer("anthropic") as anthropic_upstream,
         UpstreamServer("inference_v2") as inference_upstream,
+        refusing_port() as refused,
+        refusing_port() as refused_in_failover,
     ):
-        yaml = stack_config(openai_upstream.url, anthropic_upstream.url, inference_upstream.url, state_dir)
+        yaml = stack_config(
+            openai_upstream.url,
+            anthropic_upstream.url,
+            inference_upstream.url,
+            state_dir,
+            (refused, refused_in_failover),
+        )
         config = parse_config(yaml, filename="stack.yaml", environ={"UPSTREAM_KEY": "sk-upstream"})
         with GatewayServer(config) as gateway:
             yield Stack(gateway, openai_upstream, anthropic_upstream, inference_upstream)
